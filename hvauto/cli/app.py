@@ -1,0 +1,56 @@
+"""The state one CLI invocation shares between its commands, and the options they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .output import Output
+
+if TYPE_CHECKING:
+    from ..inventory import Inventory
+    from ..session import Session
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for programs.")]
+RenderOpt = Annotated[bool, typer.Option("--render", help="Print the exact PowerShell that would run; contact no host.")]
+WhatIfOpt = Annotated[bool, typer.Option("--what-if", help="Show the plan; change nothing.")]
+
+
+@dataclass
+class App:
+    inventory_path: Path | None = None
+    retries: int = 4
+    _inventory: Inventory | None = None
+    _session: Session | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def inventory(self) -> Inventory:
+        if self._inventory is None:
+            from ..inventory import load
+
+            self._inventory = load(self.inventory_path)
+        return self._inventory
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            from ..remote.retry import RetryPolicy
+            from ..session import Session
+
+            self._session = Session(self.inventory, retry=RetryPolicy(attempts=max(1, self.retries)))
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+def get_app(ctx: typer.Context) -> App:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, App)
+    return obj

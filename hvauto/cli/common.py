@@ -1,0 +1,29 @@
+"""Helpers the noun modules share: rendering to text, reporting many hosts."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .. import versions
+from ..session import GroupResult, Session
+from .output import note
+
+
+def render_for(session: Session, host: str, template: str, params: Mapping[str, Any] | None = None) -> None:
+    """Print the exact self-contained PowerShell for ``host``, contacting no host."""
+    cfg = session.host(host)
+    version = session.known_version(cfg.name)
+    if version is None:
+        version = versions.OLDEST
+        note(f"{cfg.name}: no OS version in the inventory; rendered for {versions.label(version)}, the oldest supported")
+    script = session.renderer.render(template, version, params)
+    sys.stdout.write(f"# ---- {template} for {cfg.name} ({versions.label(version)}) ----\n")
+    sys.stdout.write(script.as_text())
+    if not script.as_text().endswith("\n"):
+        sys.stdout.write("\n")
+
+
+def failures_json(group: GroupResult) -> dict[str, Any]:
+    return {h: e.to_dict() for h, e in group.failed().items()}

@@ -1,0 +1,72 @@
+"""Printing: tables for people, JSON for programs. Nothing here talks to a host."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+
+class Output(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def print_json(value: Any, stream: TextIO | None = None) -> None:
+    (stream or sys.stdout).write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
+
+
+def print_json_line(value: Any, stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    out.write(json.dumps(to_jsonable(value), separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], stream: TextIO | None = None) -> None:
+    text_rows = [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in text_rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    out = stream or sys.stdout
+    out.write("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip() + "\n")
+    for row in text_rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+
+
+def kv(pairs: Iterable[tuple[str, Any]], stream: TextIO | None = None) -> None:
+    items = [(k, "" if v is None else str(v)) for k, v in pairs]
+    width = max((len(k) for k, _ in items), default=0)
+    out = stream or sys.stdout
+    for k, v in items:
+        out.write(f"{k.ljust(width)}  {v}\n")
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)  # pragma: no cover
+
+
+def note(text: str) -> None:
+    sys.stderr.write(f"hvauto: {text}\n")

@@ -1,0 +1,318 @@
+"""hvauto's one error tree and its exit codes.
+
+Every failure hvauto knows how to explain is an :class:`HvautoError`; the CLI turns
+it into one line on stderr and the exit code of its class. Anything else is a bug:
+the traceback goes to the debug log, never to the screen.
+
+    HvautoError                       exit 1
+    ├── UsageError                    exit 2   bad input caught before any remote call
+    │   └── ValidationError                    (carries every problem at once)
+    ├── ConfigError                   exit 3   inventory / configuration file
+    │   └── NoInventoryError
+    ├── NotFoundError                 exit 4   host, VM, share, run ... not there
+    │   └── UnknownHostError
+    ├── AmbiguousError                exit 4   found in more than one place
+    ├── TemplateError                 exit 1   a template failed to render (a bug)
+    ├── TransportError                exit 6   the remoting layer
+    │   ├── ConnectError              exit 6   refused, reset, DNS, 503 (transient)
+    │   ├── TLSError                  exit 6   certificate validation failed
+    │   ├── AuthError                 exit 5   401, bad credentials, no ticket
+    │   ├── OperationTimeout          exit 7   no answer in time
+    │   ├── QuotaError                exit 6   WinRM quota (shells, operations, envelope)
+    │   └── ProtocolError             exit 6   an answer we cannot understand
+    ├── RemoteScriptError             exit 8   the script ran and failed (error record)
+    ├── PreflightError                exit 10  blocking problems found; nothing changed
+    ├── HostsFailedError              exit 9   some hosts failed, others did not
+    └── Interrupted                   exit 130 Ctrl-C
+
+``TransportError.transient`` says whether a retry may help; ``sent`` says whether the
+remote side may already have started the script (then a non-idempotent step must be
+re-inspected, never re-sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, documented in the README and ``hvauto --help``."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    CONFIG = 3
+    NOT_FOUND = 4
+    AUTH = 5
+    UNREACHABLE = 6
+    TIMEOUT = 7
+    REMOTE = 8
+    PARTIAL = 9
+    PREFLIGHT = 10
+    INTERRUPTED = 130
+
+
+class HvautoError(Exception):
+    """Root of every error hvauto explains to its user."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+class UsageError(HvautoError):
+    exit_code = ExitCode.USAGE
+
+
+class ValidationError(UsageError):
+    """Bad input, with every problem found (not just the first)."""
+
+    def __init__(self, problems: Sequence[str], *, what: str = "input") -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid {what}:\n{lines}" if len(self.problems) != 1 else f"invalid {what}: {problems[0]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "problems": self.problems}
+
+
+class ConfigError(HvautoError):
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None, hint: str | None = None):
+        where = ""
+        if path:
+            where = f"{path}: "
+            if key:
+                where = f"{path}: {key}: "
+        super().__init__(f"{where}{message}", hint=hint)
+        self.path = path
+        self.key = key
+
+
+class NoInventoryError(ConfigError):
+    def __init__(self, looked_at: str) -> None:
+        super().__init__(
+            f"no inventory found (looked for {looked_at})",
+            hint="run `hvauto lab init` to create a lab estate and its inventory, or pass --inventory FILE",
+        )
+
+
+class NotFoundError(HvautoError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class UnknownHostError(NotFoundError):
+    def __init__(self, host: str, known: Sequence[str] = ()) -> None:
+        hint = f"known hosts: {', '.join(known)}" if known else None
+        super().__init__(f"unknown host {host!r}: not in the inventory", hint=hint)
+        self.host = host
+
+
+class AmbiguousError(HvautoError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class TemplateError(HvautoError):
+    exit_code = ExitCode.ERROR
+
+
+class TransportError(HvautoError):
+    """The remoting layer failed; the script may or may not have started (``sent``)."""
+
+    exit_code = ExitCode.UNREACHABLE
+    transient = False
+
+    def __init__(self, message: str, *, host: str | None = None, sent: bool = False, hint: str | None = None) -> None:
+        text = f"{host}: {message}" if host else message
+        super().__init__(text, hint=hint)
+        self.host = host
+        self.sent = sent
+
+
+class ConnectError(TransportError):
+    transient = True
+
+
+class TLSError(TransportError):
+    def __init__(self, message: str, *, host: str | None = None, sent: bool = False, hint: str | None = None) -> None:
+        super().__init__(
+            message,
+            host=host,
+            sent=sent,
+            hint=hint or "set ca_path in the inventory to trust a private CA (verification stays on)",
+        )
+
+
+class AuthError(TransportError):
+    exit_code = ExitCode.AUTH
+
+
+class OperationTimeout(TransportError):
+    exit_code = ExitCode.TIMEOUT
+    transient = True
+
+
+class QuotaError(TransportError):
+    transient = True
+
+
+class ProtocolError(TransportError):
+    pass
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """A PowerShell error record, as data."""
+
+    message: str
+    category: str = ""
+    fqid: str = ""
+    target: str = ""
+    exception: str = ""
+    terminating: bool = True
+    script_stack: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ErrorRecord:
+        return cls(
+            message=str(data.get("message") or ""),
+            category=str(data.get("category") or ""),
+            fqid=str(data.get("fqid") or ""),
+            target=str(data.get("target") or ""),
+            exception=str(data.get("exception") or ""),
+            terminating=bool(data.get("terminating", True)),
+            script_stack=str(data.get("script_stack") or ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "category": self.category,
+            "fqid": self.fqid,
+            "target": self.target,
+            "exception": self.exception,
+            "terminating": self.terminating,
+        }
+
+
+class RemoteScriptError(HvautoError):
+    """The script ran on the host and reported failure."""
+
+    exit_code = ExitCode.REMOTE
+
+    def __init__(self, host: str, template: str, records: Sequence[ErrorRecord], *, hint: str | None = None) -> None:
+        self.host = host
+        self.template = template
+        self.records = list(records)
+        first = self.records[0] if self.records else ErrorRecord("the script failed with no error record")
+        detail = f" [{first.category}, {first.fqid}]" if first.fqid or first.category else ""
+        super().__init__(f"{host}: {template}: {first.message}{detail}", hint=hint)
+
+    @property
+    def record(self) -> ErrorRecord:
+        return self.records[0] if self.records else ErrorRecord("")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "host": self.host, "template": self.template,
+                "records": [r.to_dict() for r in self.records]}
+
+
+@dataclass
+class Problem:
+    """One preflight finding: what is wrong, why, and what fixes it."""
+
+    check: str
+    message: str
+    host: str = ""
+    fix: str = ""
+    blocking: bool = True
+    source: str = "hvauto"
+    message_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "host": self.host,
+            "message": self.message,
+            "fix": self.fix,
+            "blocking": self.blocking,
+            "source": self.source,
+            "message_id": self.message_id,
+        }
+
+
+class PreflightError(HvautoError):
+    exit_code = ExitCode.PREFLIGHT
+
+    def __init__(self, problems: Sequence[Problem], *, what: str = "preflight") -> None:
+        self.problems = list(problems)
+        blocking = [p for p in self.problems if p.blocking]
+        super().__init__(f"{what} failed: {len(blocking)} blocking problem(s); nothing was changed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "problems": [p.to_dict() for p in self.problems]}
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    ok: bool
+    error: HvautoError | None = None
+    value: Any = None
+
+
+class HostsFailedError(HvautoError):
+    """Some hosts failed: every host's outcome is still reported."""
+
+    def __init__(self, outcomes: Mapping[str, HostOutcome]) -> None:
+        self.outcomes = dict(outcomes)
+        failed = [h for h, o in self.outcomes.items() if not o.ok]
+        super().__init__(f"{len(failed)} of {len(self.outcomes)} host(s) failed: {', '.join(failed)}")
+
+    @property
+    def exit_code(self) -> ExitCode:  # type: ignore[override]
+        failed = [o for o in self.outcomes.values() if not o.ok]
+        if len(failed) == len(self.outcomes) and failed:
+            # Every host failed the same way: say how (auth, unreachable ...), not just "partial".
+            codes = {o.error.exit_code for o in failed if o.error is not None}
+            if len(codes) == 1:
+                return codes.pop()
+            return ExitCode.ERROR
+        return ExitCode.PARTIAL
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        for host, o in self.outcomes.items():
+            if not o.ok and o.error is not None:
+                text = o.error.message
+                lines.append(f"  {text}" if text.startswith(f"{host}:") else f"  {host}: {text}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "hosts": {
+                h: ({"ok": True} if o.ok else {"ok": False, **(o.error.to_dict() if o.error else {})})
+                for h, o in self.outcomes.items()
+            },
+        }
+
+
+class Interrupted(HvautoError):
+    exit_code = ExitCode.INTERRUPTED

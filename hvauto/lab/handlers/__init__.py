@@ -1,0 +1,80 @@
+"""Lab handlers: one function per template, answering as the real script would.
+
+A handler gets a :class:`LabCall` (the host's record, the bound parameters, the estate
+inside a transaction) and returns the template's ``result``; it raises
+:class:`CmdletError` where the real script would fail, with the error record a real
+host would produce (message, category, FullyQualifiedErrorId, target).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...remote.base import Progress
+from ..store import Estate, LabStore
+
+
+class CmdletError(Exception):
+    """A terminating error as a Windows host would raise it."""
+
+    def __init__(self, message: str, *, category: str = "NotSpecified", fqid: str = "", target: str = "",
+                 exception: str = "Microsoft.HyperV.PowerShell.VirtualizationException") -> None:
+        super().__init__(message)
+        self.record = {
+            "message": message,
+            "category": category,
+            "fqid": fqid,
+            "target": target,
+            "exception": exception,
+            "terminating": True,
+        }
+
+
+@dataclass
+class LabCall:
+    host: dict[str, Any]
+    params: dict[str, Any]
+    estate: Estate
+    store: LabStore
+    version: str
+    now: float
+    progress: list[Progress] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.host["name"])
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def write_error(self, message: str, *, category: str = "NotSpecified", fqid: str = "", target: str = "") -> None:
+        """A non-terminating error (Write-Error): the script goes on, the run still fails."""
+        self.errors.append({"message": message, "category": category, "fqid": fqid, "target": target,
+                            "terminating": False})
+
+
+Handler = Callable[[LabCall], Any]
+HANDLERS: dict[str, Handler] = {}
+
+#: Modules that register handlers; each domain adds its own.
+MODULES = ("hosts", "vms")
+
+
+def handles(template: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[template] = fn
+        return fn
+
+    return register
+
+
+def handler_for(template: str) -> Handler | None:
+    if not HANDLERS:
+        for mod in MODULES:
+            importlib.import_module(f"{__name__}.{mod}")
+    return HANDLERS.get(template)

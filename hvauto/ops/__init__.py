@@ -1,0 +1,1 @@
+"""Operations: one module per job, each inspect -> plan -> apply -> verify over a Session."""

@@ -1,0 +1,35 @@
+"""The remoting back-ends behind one seam (:mod:`hvauto.remote.base`).
+
+Back-ends are imported only when a host needs one, so ``hvauto --help`` and the lab
+never import pypsrp, pywinrm or requests.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..credentials import Credentials
+from ..errors import ConfigError
+from ..inventory import HostConfig
+from .base import Progress, ProgressCallback, Result, Script, Transport
+
+#: transport name -> "module:Class"; each class takes (HostConfig, Credentials).
+BACKENDS: dict[str, str] = {
+    "psrp": "hvauto.remote.psrp:PSRPTransport",
+    "winrm": "hvauto.remote.winrm:WinRMTransport",
+    "lab": "hvauto.lab.transport:LabTransport",
+}
+
+
+def open_transport(cfg: HostConfig, creds: Credentials) -> Transport:
+    try:
+        target = BACKENDS[cfg.transport]
+    except KeyError:
+        raise ConfigError(f"unknown transport {cfg.transport!r}", key=f"hosts.{cfg.name}.transport") from None
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    transport: Transport = cls(cfg, creds)
+    return transport
+
+
+__all__ = ["BACKENDS", "Progress", "ProgressCallback", "Result", "Script", "Transport", "open_transport"]

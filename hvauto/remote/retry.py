@@ -1,0 +1,52 @@
+"""Retry what is transient, with exponential backoff and jitter; never re-send a started step.
+
+A :class:`~hvauto.errors.TransportError` is retried when it is ``transient`` and either
+the step is idempotent (it inspects before it acts) or the error came before the script
+reached the host (``sent`` is false). Anything else is raised at once: a non-idempotent
+step whose answer was lost must be re-inspected by its operation, not sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ..errors import TransportError
+
+T = TypeVar("T")
+log = logging.getLogger("hvauto.retry")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    initial: float = 0.5
+    maximum: float = 8.0
+    jitter: float = 0.5
+
+    def may_retry(self, exc: BaseException, *, idempotent: bool) -> bool:
+        return isinstance(exc, TransportError) and exc.transient and (idempotent or not exc.sent)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, idempotent: bool, what: str = "") -> T:
+    if policy.attempts <= 1:
+        return fn()
+    import tenacity  # imported here: not needed on the CLI's start-up path
+
+    def _log(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s: attempt %d failed (%s); retrying", what, state.attempt_number, exc)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(policy.attempts),
+        wait=tenacity.wait_exponential_jitter(initial=policy.initial, max=policy.maximum, jitter=policy.jitter),
+        retry=tenacity.retry_if_exception(lambda e: policy.may_retry(e, idempotent=idempotent)),
+        before_sleep=_log,
+        reraise=True,
+    )
+    return retrying(fn)
