@@ -148,7 +148,7 @@ class Renderer:
                 found.add(stem)
         return sorted(found)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one renderer per process; templates do not change
+    @functools.cache  # noqa: B019 - one renderer per process; templates do not change
     def meta(self, name: str) -> TemplateMeta:
         if not re.fullmatch(r"[A-Za-z0-9_]+", name):
             raise TemplateError(f"bad template name {name!r}")

@@ -208,7 +208,7 @@ class Session:
                 group.outcomes[h] = one(h)
             return group
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hvauto") as pool:
-            for h, outcome in zip(names, pool.map(one, names)):
+            for h, outcome in zip(names, pool.map(one, names), strict=False):
                 group.outcomes[h] = outcome
         return group
 

@@ -11,8 +11,8 @@ import typer
 from .output import Output
 
 if TYPE_CHECKING:
-    from ..inventory import Inventory
-    from ..session import Session
+    from hvauto.inventory import Inventory
+    from hvauto.session import Session
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for programs.")]
 RenderOpt = Annotated[bool, typer.Option("--render", help="Print the exact PowerShell that would run; contact no host.")]
@@ -30,7 +30,7 @@ class App:
     @property
     def inventory(self) -> Inventory:
         if self._inventory is None:
-            from ..inventory import load
+            from hvauto.inventory import load
 
             self._inventory = load(self.inventory_path)
         return self._inventory
@@ -38,8 +38,8 @@ class App:
     @property
     def session(self) -> Session:
         if self._session is None:
-            from ..remote.retry import RetryPolicy
-            from ..session import Session
+            from hvauto.remote.retry import RetryPolicy
+            from hvauto.session import Session
 
             self._session = Session(self.inventory, retry=RetryPolicy(attempts=max(1, self.retries)))
         return self._session

@@ -6,8 +6,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .. import versions
-from ..session import GroupResult, Session
+from hvauto import versions
+from hvauto.session import GroupResult, Session
+
 from .output import note
 
 

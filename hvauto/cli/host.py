@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .. import versions
+from hvauto import versions
+
 from .app import OutputOpt, RenderOpt, get_app
 from .common import render_for
 from .output import Output, kv, print_json, size, table
@@ -48,7 +49,7 @@ def show(
     render: RenderOpt = False,
 ) -> None:
     """Show a host's OS and PowerShell version, Hyper-V migration settings, memory and VM count."""
-    from ..ops import hosts
+    from hvauto.ops import hosts
 
     session = get_app(ctx).session
     if render:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from hvauto.errors import UsageError
+
 from .app import OutputOpt, get_app
 from .output import Output, print_json, table
 
@@ -36,7 +37,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an hvauto.toml that is not a lab's.")] = False,
 ) -> None:
     """Write a lab inventory (hvauto.toml) and a fresh simulated estate (lab/estate.db)."""
-    from ..lab import setup
+    from hvauto.lab import setup
 
     p = setup.init(directory, force=force)
     typer.echo(f"lab estate created: {p.state}")
@@ -51,7 +52,7 @@ def init(
 @app.command()
 def reset(ctx: typer.Context) -> None:
     """Restore the lab estate to its initial state (faults and call counts cleared too)."""
-    from ..lab import setup
+    from hvauto.lab import setup
 
     state = _state_path(ctx)
     setup.reset(state, state.parent / "password")
@@ -70,7 +71,7 @@ def fault(
     clear: Annotated[bool, typer.Option(help="Remove every fault on the host.")] = False,
 ) -> None:
     """Inject faults into a lab host: unreachable, slow, or failing its next calls."""
-    from ..lab.transport import store_for
+    from hvauto.lab.transport import store_for
 
     name = get_app(ctx).inventory.host(host).name
     store = store_for(str(_state_path(ctx)))
@@ -86,7 +87,7 @@ def fault(
 @app.command()
 def calls(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
     """How many scripts each lab host has run, by template and outcome."""
-    from ..lab.transport import store_for
+    from hvauto.lab.transport import store_for
 
     rows = store_for(str(_state_path(ctx))).call_counts()
     if output is Output.json:

@@ -11,8 +11,9 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
-from ..errors import ExitCode, HvautoError, PreflightError
+from hvauto import __version__
+from hvauto.errors import ExitCode, HvautoError, PreflightError
+
 from . import host, lab, vm
 from .app import App
 

@@ -44,9 +44,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], stream: TextIO 
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
     out = stream or sys.stdout
-    out.write("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip() + "\n")
+    out.write("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip() + "\n")
     for row in text_rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() + "\n")
 
 
 def kv(pairs: Iterable[tuple[str, Any]], stream: TextIO | None = None) -> None:

@@ -23,7 +23,7 @@ def list_(
     render: RenderOpt = False,
 ) -> None:
     """List VMs on every Hyper-V host (concurrently) or on the hosts given."""
-    from ..ops import vms
+    from hvauto.ops import vms
 
     state = get_app(ctx)
     session = state.session

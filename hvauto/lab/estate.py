@@ -243,7 +243,7 @@ def find_vm(est: Estate, host: str, name: str) -> dict[str, Any] | None:
 
 
 def memory_free(est: Estate, host: dict[str, Any]) -> int:
-    used = sum(vm["memory_startup"] for vm in vms_on(est, host["name"]) if vm["state"] in ("Running", "Paused"))
+    used = sum(int(vm["memory_startup"]) for vm in vms_on(est, host["name"]) if vm["state"] in ("Running", "Paused"))
     return max(0, int(host["memory_total"]) - int(host["memory_reserved"]) - used)
 
 
@@ -255,10 +255,11 @@ def volume_free(est: Estate, host: str, letter: str) -> int | None:
     vol = est.get("volume", f"{host}/{letter.upper()}")
     if vol is None:
         return None
+    size, other = int(vol["size"]), int(vol["used_other"])
     used = sum(
         int(d["file_size"])
         for vm in vms_on(est, host)
         for d in vm["disks"]
         if drive_of(d["path"]) == letter.upper()
     )
-    return max(0, int(vol["size"]) - int(vol["used_other"]) - used)
+    return max(0, size - other - used)

@@ -7,7 +7,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from hvauto.errors import UsageError
+
 from .estate import DOMAIN, NETBIOS, default_estate
 from .store import LabStore
 

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -122,7 +122,7 @@ class LabStore:
         else:
             conn.execute("COMMIT")
 
-    def load(self, objects: Mapping[str, list[Mapping[str, Any]]], meta: Mapping[str, str]) -> None:
+    def load(self, objects: Mapping[str, Sequence[Mapping[str, Any]]], meta: Mapping[str, str]) -> None:
         """Replace the whole estate (``lab init`` / ``lab reset``)."""
         with self.transaction() as est:
             est.conn.execute("DELETE FROM objects")

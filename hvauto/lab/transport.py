@@ -13,12 +13,13 @@ import json
 import time
 from typing import Any
 
-from .. import versions
-from ..credentials import Credentials
-from ..errors import AuthError, ConnectError, ErrorRecord, OperationTimeout, TemplateError
-from ..inventory import HostConfig
-from ..remote.base import Progress, ProgressCallback, Result, Script, parse_output
-from ..render import default_renderer
+from hvauto import versions
+from hvauto.credentials import Credentials
+from hvauto.errors import AuthError, ConnectError, ErrorRecord, OperationTimeout, TemplateError
+from hvauto.inventory import HostConfig
+from hvauto.remote.base import Progress, ProgressCallback, Result, Script, parse_output
+from hvauto.render import default_renderer
+
 from .handlers import CmdletError, LabCall, handler_for
 from .store import LabStore
 
@@ -69,7 +70,8 @@ class LabTransport:
             raise ConnectError("cannot connect: the host does not answer (connection refused)", host=self.host)
         if fault.get("fail"):
             kind = fault.get("kind", "transient")
-            self.store.record_call(self.host, script.template, f"fault:{kind}")
+            if kind != "permanent":
+                self.store.record_call(self.host, script.template, f"fault:{kind}")
             if kind == "transient":
                 raise ConnectError("connection reset by peer (injected)", host=self.host, sent=False)
             if kind == "timeout":

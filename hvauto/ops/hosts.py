@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import versions
-from ..session import GroupResult, Session
+from hvauto import versions
+from hvauto.session import GroupResult, Session
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..session import GroupResult, Session
+from hvauto.session import GroupResult, Session
 
 
 @dataclass(frozen=True)

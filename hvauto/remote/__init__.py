@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from ..credentials import Credentials
-from ..errors import ConfigError
-from ..inventory import HostConfig
+from hvauto.credentials import Credentials
+from hvauto.errors import ConfigError
+from hvauto.inventory import HostConfig
+
 from .base import Progress, ProgressCallback, Result, Script, Transport
 
 #: transport name -> "module:Class"; each class takes (HostConfig, Credentials).

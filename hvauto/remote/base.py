@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ErrorRecord, ProtocolError, RemoteScriptError
+from hvauto.errors import ErrorRecord, ProtocolError, RemoteScriptError
 
 # The prologue is fixed text: it never changes with the values, so a value can never become code.
 # It decodes the envelope, turns the JSON object into a hashtable and splats it onto the

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..errors import TransportError
+from hvauto.errors import TransportError
 
 T = TypeVar("T")
 log = logging.getLogger("hvauto.retry")
@@ -44,7 +44,9 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, idempotent: boo
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.attempts),
-        wait=tenacity.wait_exponential_jitter(initial=policy.initial, max=policy.maximum, jitter=policy.jitter),
+        # Exponential backoff plus random jitter, so that many clients do not retry in step.
+        wait=tenacity.wait_exponential(multiplier=policy.initial, max=policy.maximum)
+        + tenacity.wait_random(0, policy.jitter),
         retry=tenacity.retry_if_exception(lambda e: policy.may_retry(e, idempotent=idempotent)),
         before_sleep=_log,
         reraise=True,

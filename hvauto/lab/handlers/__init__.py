@@ -9,12 +9,13 @@ host would produce (message, category, FullyQualifiedErrorId, target).
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...remote.base import Progress
-from ..store import Estate, LabStore
+from hvauto.lab.store import Estate, LabStore
+from hvauto.remote.base import Progress
 
 
 class CmdletError(Exception):
@@ -60,9 +61,7 @@ class LabCall:
 
 Handler = Callable[[LabCall], Any]
 HANDLERS: dict[str, Handler] = {}
-
-#: Modules that register handlers; each domain adds its own.
-MODULES = ("hosts", "vms")
+_loaded = False
 
 
 def handles(template: str) -> Callable[[Handler], Handler]:
@@ -74,7 +73,10 @@ def handles(template: str) -> Callable[[Handler], Handler]:
 
 
 def handler_for(template: str) -> Handler | None:
-    if not HANDLERS:
-        for mod in MODULES:
-            importlib.import_module(f"{__name__}.{mod}")
+    """The handler for a template; every module in this package registers its own on import."""
+    global _loaded
+    if not _loaded:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+        _loaded = True
     return HANDLERS.get(template)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..estate import SUPPORTED_VERSIONS, memory_free, vms_on
+from hvauto.lab.estate import SUPPORTED_VERSIONS, memory_free, vms_on
+
 from . import LabCall, handles
 
 

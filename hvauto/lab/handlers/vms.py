@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..estate import vms_on
+from hvauto.lab.estate import vms_on
+
 from . import CmdletError, LabCall, handles
 
 
