@@ -1,0 +1,403 @@
+"""The PSRP back-end (pypsrp 0.9): one runspace pool per host, values bound as parameters.
+
+Why PSRP rather than WinRS: the script text goes to the host as-is and every value travels
+as a typed CLIXML parameter (``add_parameter``), so a value can never become code, and the
+host answers with real streams (error records with category and FullyQualifiedErrorId,
+warnings, progress) instead of text on stderr.
+
+Opening a pool costs a shell Create plus key exchange (several round trips, and a WinRM
+shell counts against ``MaxShellsPerUser``), so the pool is opened on the first run and
+reused; ``RunspacePool.is_alive()`` is asked before each later run because WinRM drops
+idle shells (``IdleTimeout``, a service restart, a reboot between steps).
+
+Every pypsrp/requests exception leaves this module as an :mod:`hvauto.errors` transport
+error. ``sent`` is false while the pool is being opened and becomes true when the
+Create-pipeline Command request for the script is about to go out: from then on the
+host may have started the script, unless the failure proves the request never left.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import requests
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.serializer import TaggedValue
+from pypsrp.wsman import WSMan
+from urllib3.exceptions import NewConnectionError
+
+from hvauto.credentials import Credentials
+from hvauto.errors import (
+    AuthError,
+    ConfigError,
+    ConnectError,
+    ErrorRecord,
+    OperationTimeout,
+    ProtocolError,
+    QuotaError,
+    TLSError,
+    TransportError,
+)
+from hvauto.inventory import HostConfig
+from hvauto.remote.base import Progress, ProgressCallback, Result, Script, parse_output
+
+log = logging.getLogger("hvauto.remote.psrp")
+
+#: hvauto's auth names -> pypsrp's ``auth=`` (ntlm/kerberos restrict pypsrp's Negotiate).
+AUTH = {"negotiate": "negotiate", "kerberos": "kerberos", "ntlm": "ntlm", "basic": "basic", "credssp": "credssp"}
+
+#: WSManFault codes that mean "a WinRM quota was hit", from wsmerror.h (the same table
+#: PowerShell's own CIM jobs use to decide to back off). True: waiting may help.
+QUOTA_FAULTS: dict[int, tuple[str, bool]] = {
+    0x8033803F: ("ERROR_WSMAN_QUOTA_LIMIT", True),
+    0x803381A5: ("ERROR_WSMAN_QUOTA_MAX_SHELLS", True),
+    0x803381A6: ("ERROR_WSMAN_QUOTA_MAX_OPERATIONS", True),
+    0x803381A7: ("ERROR_WSMAN_QUOTA_USER", True),
+    0x803381A8: ("ERROR_WSMAN_QUOTA_SYSTEM", True),
+    0x803381AB: ("ERROR_WSMAN_QUOTA_MAX_SHELLUSERS", True),
+    0x803381E4: ("ERROR_WSMAN_QUOTA_MAX_SHELLS_PPQ", True),
+    0x803381E5: ("ERROR_WSMAN_QUOTA_MAX_USERS_PPQ", True),
+    0x803381E6: ("ERROR_WSMAN_QUOTA_MAX_PLUGINSHELLS_PPQ", True),
+    0x803381E7: ("ERROR_WSMAN_QUOTA_MAX_PLUGINOPERATIONS_PPQ", True),
+    0x803381E8: ("ERROR_WSMAN_QUOTA_MAX_OPERATIONS_USER_PPQ", True),
+    0x803381E9: ("ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL_PPQ", True),
+    0x803381EA: ("ERROR_WSMAN_QUOTA_MIN_REQUIREMENT_NOT_AVAILABLE_PPQ", True),
+    # The envelope is a size limit, not a load limit: sending the same script again cannot help.
+    0x80338026: ("ERROR_WSMAN_ENVELOPE_TOO_LARGE", False),
+    0x80338048: ("ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED", False),
+}
+#: The WSMan fault for "no output within OperationTimeout" and Win32 ERROR_ACCESS_DENIED.
+FAULT_OPERATION_TIMEDOUT = 0x80338029
+FAULT_ACCESS_DENIED = 5
+
+#: System.Management.Automation.ErrorCategory, by value (PSRP sends the number).
+ERROR_CATEGORIES = (
+    "NotSpecified", "OpenError", "CloseError", "DeviceError", "DeadlockDetected", "InvalidArgument",
+    "InvalidData", "InvalidOperation", "InvalidResult", "InvalidType", "MetadataError", "NotImplemented",
+    "NotInstalled", "ObjectNotFound", "OperationStopped", "OperationTimeout", "SyntaxError", "ParserError",
+    "PermissionDenied", "ResourceBusy", "ResourceExists", "ResourceUnavailable", "ReadError", "WriteError",
+    "FromStdErr", "SecurityError", "ProtocolError", "ConnectionError", "AuthenticationError", "LimitsExceeded",
+    "QuotaExceeded", "NotEnabled",
+)  # fmt: skip
+
+
+def tag_value(value: Any) -> Any:
+    """Give a value the CLIXML type its PowerShell parameter expects.
+
+    pypsrp infers tags from Python types and gets three wrong for us: ``int`` becomes I32
+    (a VHD size or a byte count overflows), ``float`` becomes Sg (a single loses digits)
+    and a ``tuple`` is not handled at all. Containers are converted element-wise.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return TaggedValue("I64", value)
+    if isinstance(value, float):
+        return TaggedValue("Db", value)
+    if isinstance(value, (list, tuple)):
+        return [tag_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: tag_value(v) for k, v in value.items()}
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value).strip()
+    return "" if text == "None" else text
+
+
+def error_record(rec: Any, *, terminating: bool = False) -> ErrorRecord:
+    """Turn a pypsrp ErrorRecord (MS-PSRP 2.2.3.15) into hvauto's."""
+    exception = getattr(rec, "exception", None)
+    exc_message = ""
+    exc_type = ""
+    if exception is not None:
+        exc_message = _text(getattr(exception, "adapted_properties", {}).get("Message"))
+        types = getattr(exception, "types", None) or []
+        exc_type = str(types[0]) if types else ""
+    # ErrorRecord.ToString() is ErrorDetails.Message when set, else Exception.Message.
+    message = _text(getattr(rec, "details_message", None)) or _text(rec) or exc_message
+    category_value = getattr(rec, "category", None)
+    if isinstance(category_value, int) and 0 <= category_value < len(ERROR_CATEGORIES):
+        category = ERROR_CATEGORIES[category_value]
+    else:  # "ObjectNotFound: (web01:String) [Get-VM], VirtualizationException"
+        category = _text(getattr(rec, "message", None)).split(":", 1)[0]
+    return ErrorRecord(
+        message=message or _text(getattr(rec, "message", None)) or "error record without a message",
+        category=category,
+        fqid=_text(getattr(rec, "fq_error", None)),
+        target=_text(getattr(rec, "target_object", None)) or _text(getattr(rec, "target_name", None)),
+        exception=exc_type,
+        terminating=terminating,
+        script_stack=_text(getattr(rec, "script_stacktrace", None)),
+    )
+
+
+def progress_record(rec: Any) -> Progress:
+    def number(value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+    return Progress(
+        activity=_text(getattr(rec, "activity", None)),
+        status=_text(getattr(rec, "description", None)),
+        percent=number(getattr(rec, "percent_complete", None)),
+        seconds_remaining=number(getattr(rec, "seconds_remaining", None)),
+        operation=_text(getattr(rec, "current_operation", None)),
+    )
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the failure was the TCP connect itself (refused, DNS), so nothing was sent."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, NewConnectionError):
+            return True
+        if isinstance(item, BaseException):
+            todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__, *item.args])
+    return False
+
+
+def _fault_code(code: Any) -> int | None:
+    if isinstance(code, int):
+        return code
+    try:
+        return int(str(code), 0)
+    except ValueError:
+        return None
+
+
+def translate(exc: BaseException, *, host: str, sent: bool, secret: str | None) -> TransportError:
+    """Map one pypsrp/requests exception to hvauto's error tree; the password never shows."""
+
+    def say(what: str) -> str:
+        detail = str(exc) or type(exc).__name__
+        text = f"{what} ({type(exc).__name__}: {detail})"
+        return text.replace(secret, "********") if secret else text
+
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TLSError(say("TLS handshake or certificate validation failed"), host=host, sent=sent)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ConnectError(say("connection timed out"), host=host, sent=False)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if _never_connected(exc):
+            return ConnectError(say("cannot connect"), host=host, sent=False)
+        return ConnectError(say("connection lost"), host=host, sent=sent)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return OperationTimeout(say("no answer within read_timeout"), host=host, sent=sent)
+    if isinstance(exc, AuthenticationError):
+        return AuthError(say("authentication failed"), host=host, sent=False)
+    if isinstance(exc, WinRMTransportError):
+        status = exc.code if isinstance(exc.code, int) else 0
+        if status in (401, 403):
+            return AuthError(say(f"HTTP {status}"), host=host, sent=False)
+        if status >= 500:
+            return ConnectError(say(f"WinRM service answered HTTP {status}"), host=host, sent=sent)
+        return ProtocolError(say(f"unexpected HTTP {status}"), host=host, sent=sent)
+    if isinstance(exc, WSManFaultError):
+        code = _fault_code(exc.code)
+        if code is not None and code in QUOTA_FAULTS:
+            name, transient = QUOTA_FAULTS[code]
+            err: TransportError = QuotaError(say(f"WinRM quota: {name}"), host=host, sent=sent)
+            err.transient = transient
+            return err
+        if code == FAULT_OPERATION_TIMEDOUT:
+            return OperationTimeout(say("WSMan operation timed out"), host=host, sent=sent)
+        if code == FAULT_ACCESS_DENIED:
+            return AuthError(say("access denied by WinRM"), host=host, sent=False)
+        return ProtocolError(say("WSMan fault"), host=host, sent=sent)
+    if isinstance(exc, WinRMError):
+        return ProtocolError(say("PSRP error"), host=host, sent=sent)
+    if isinstance(exc, requests.exceptions.RequestException):
+        return ConnectError(say("HTTP request failed"), host=host, sent=sent)
+    return ProtocolError(say("unexpected failure in pypsrp"), host=host, sent=sent)
+
+
+_LIBRARY_ERRORS = (WinRMError, requests.exceptions.RequestException)
+
+
+@dataclass
+class _Attempt:
+    """Whether the script of the current run may already have reached the host."""
+
+    sent: bool = False
+
+
+class PSRPTransport:
+    """One host over PSRP. Not thread-safe: the session runs one step at a time per host."""
+
+    def __init__(self, cfg: HostConfig, creds: Credentials) -> None:
+        self.cfg = cfg
+        self.host = cfg.name
+        self._creds = creds
+        self._pool: RunspacePool | None = None
+        self._runs = 0
+
+    # -- the pool -------------------------------------------------------------------------
+
+    def _wsman(self) -> WSMan:
+        cfg = self.cfg
+        password = self._creds.password.reveal() if self._creds.password is not None else None
+        # Basic cannot wrap messages: over plain HTTP pypsrp would refuse "auto", and the
+        # inventory has already demanded allow_unencrypted for that combination.
+        encryption = cfg.encryption
+        if cfg.auth == "basic" and not cfg.tls and encryption == "auto":
+            encryption = "never"
+        try:
+            return WSMan(
+                server=cfg.address or cfg.name,
+                port=cfg.effective_port,
+                path=cfg.path,
+                ssl=cfg.tls,
+                auth=AUTH[cfg.auth],
+                username=self._creds.username,
+                password=password,
+                # pypsrp hands this to requests' ``verify``, which also takes a CA bundle path.
+                cert_validation=cast(bool, (cfg.ca_path or True) if cfg.verify else False),
+                connection_timeout=math.ceil(cfg.connect_timeout),
+                read_timeout=math.ceil(cfg.read_timeout),
+                operation_timeout=math.ceil(cfg.operation_timeout),
+                encryption=encryption,
+            )
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{cfg.name}: pypsrp cannot use these connection settings: {exc}",
+                              key=f"hosts.{cfg.name}") from None
+
+    def _ensure_pool(self) -> RunspacePool:
+        if self._pool is not None:
+            try:
+                alive = self._pool.is_alive()
+            except Exception as exc:  # a probe that fails says the same as "dead"
+                log.debug("%s: is_alive() failed: %s", self.host, type(exc).__name__)
+                alive = False
+            if alive:
+                return self._pool
+            log.info("%s: the runspace pool is gone (idle timeout or restart); opening a new one", self.host)
+            self._discard_pool()
+        pool = RunspacePool(self._wsman())
+        try:
+            pool.open()
+        except BaseException:
+            # A half-opened pool may hold a shell on the host (MaxShellsPerUser): release it.
+            try:
+                pool.close()
+            except Exception as exc:
+                log.debug("%s: closing a half-opened pool failed: %s", self.host, type(exc).__name__)
+            raise
+        self._pool = pool
+        return pool
+
+    def _discard_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                pool.close()
+            except Exception as exc:
+                log.debug("%s: closing the runspace pool failed: %s", self.host, type(exc).__name__)
+
+    def close(self) -> None:
+        self._discard_pool()
+
+    # -- one run --------------------------------------------------------------------------
+
+    @contextmanager
+    def _translated(self, attempt: _Attempt) -> Iterator[None]:
+        secret = self._creds.password.reveal() if self._creds.password is not None else None
+        try:
+            yield
+        except _LIBRARY_ERRORS as exc:
+            # After a lost connection or answer the pool's state is unknown: start afresh.
+            self._discard_pool()
+            raise translate(exc, host=self.host, sent=attempt.sent, secret=secret) from None
+
+    def run(
+        self,
+        script: Script,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Result:
+        started = time.monotonic()
+        deadline = started + timeout if timeout is not None else None
+        attempt = _Attempt()
+        with self._translated(attempt):
+            pool = self._ensure_pool()
+            ps = PowerShell(pool)
+            try:
+                ps.add_script(script.body)
+                for name, value in script.params.items():
+                    ps.add_parameter(name, tag_value(value))
+                attempt.sent = True  # the Create-pipeline Command request carries the script
+                ps.begin_invoke()
+                progress = self._wait(ps, script, timeout, deadline, on_progress)
+            finally:
+                try:
+                    ps.close()
+                except Exception as exc:
+                    log.debug("%s: closing the pipeline failed: %s", self.host, type(exc).__name__)
+        return self._result(script, ps, progress, started)
+
+    def _wait(
+        self,
+        ps: PowerShell,
+        script: Script,
+        timeout: float | None,
+        deadline: float | None,
+        on_progress: ProgressCallback | None,
+    ) -> list[Progress]:
+        progress: list[Progress] = []
+        while ps.state == PSInvocationState.RUNNING:
+            poll: int | None = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    try:
+                        ps.stop()
+                    except Exception as exc:
+                        log.debug("%s: stopping the pipeline failed: %s", self.host, type(exc).__name__)
+                    # The pool has one runspace; if the stop did not take, it is still busy.
+                    self._discard_pool()
+                    raise OperationTimeout(f"{script.template}: no result within {timeout:g}s",
+                                           host=self.host, sent=True)
+                poll = max(1, min(math.ceil(self.cfg.operation_timeout), math.ceil(remaining)))
+            ps.poll_invoke(timeout=poll)
+            for rec in ps.streams.progress[len(progress):]:
+                item = progress_record(rec)
+                progress.append(item)
+                if on_progress is not None:
+                    on_progress(item)
+        return progress
+
+    def _result(self, script: Script, ps: PowerShell, progress: Sequence[Progress], started: float) -> Result:
+        failed = ps.state == PSInvocationState.FAILED
+        records = list(ps.streams.error)
+        # A Failed pipeline's own error (PIPELINE_STATE's ExceptionAsErrorRecord) is appended last.
+        errors = [error_record(r, terminating=failed and i == len(records) - 1) for i, r in enumerate(records)]
+        warnings = [_text(getattr(w, "message", None)) or _text(w) for w in ps.streams.warning]
+        return parse_output(
+            self.host,
+            script.template,
+            ps.output,
+            stream_errors=errors,
+            warnings=warnings,
+            progress=progress,
+            pipeline_failed=failed,
+            started=started,
+        )
+
+
+__all__ = ["AUTH", "QUOTA_FAULTS", "PSRPTransport", "error_record", "tag_value", "translate"]
