@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hvauto import versions
-from hvauto.session import GroupResult, Session
 
 from .output import note
+
+if TYPE_CHECKING:
+    from hvauto.session import GroupResult, Session
 
 
 def render_for(session: Session, host: str, template: str, params: Mapping[str, Any] | None = None) -> None:
