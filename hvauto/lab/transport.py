@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hvauto import versions
@@ -18,7 +20,7 @@ from hvauto.credentials import Credentials
 from hvauto.errors import AuthError, ConnectError, ErrorRecord, OperationTimeout, TemplateError
 from hvauto.inventory import HostConfig
 from hvauto.remote.base import Progress, ProgressCallback, Result, Script, parse_output
-from hvauto.render import default_renderer
+from hvauto.render import Renderer, default_renderer
 
 from .handlers import CmdletError, LabCall, handler_for
 from .store import LabStore
@@ -84,48 +86,90 @@ class LabTransport:
     def run(self, script: Script, *, timeout: float | None = None,
             on_progress: ProgressCallback | None = None) -> Result:
         started = time.monotonic()
-        handler = handler_for(script.template)
-        if handler is None:
+        if handler_for(script.template) is None:
             raise TemplateError(f"the lab has no handler for template {script.template!r}")
         try:
             self._inject(script)
             self._authenticate()
-            doc, call = self._execute(script, handler)
         except CmdletError as exc:
-            doc, call = {"ok": False, "result": None, "error": exc.record}, None
             self.store.record_call(self.host, script.template, "error")
-        errors = [ErrorRecord.from_dict(e) for e in (call.errors if call else [])]
-        progress = call.progress if call else []
+            outcome = LabRun(doc={"ok": False, "result": None, "error": exc.record})
+        else:
+            outcome = execute(self.store, self.host, script.template, script.version, script.params)
+        errors = [ErrorRecord.from_dict(e) for e in outcome.errors]
         if on_progress:
-            for p in progress:
+            for p in outcome.progress:
                 on_progress(p)
-        return parse_output(self.host, script.template, [json.dumps(doc)], stream_errors=errors,
-                            warnings=call.warnings if call else [], progress=progress, started=started)
+        return parse_output(self.host, script.template, [json.dumps(outcome.doc)], stream_errors=errors,
+                            warnings=outcome.warnings, progress=outcome.progress, started=started)
 
-    def _execute(self, script: Script, handler: Any) -> tuple[dict[str, Any], LabCall]:
-        meta = default_renderer().meta(script.template)
-        with self.store.transaction() as est:
-            host = est.get("host", self.host)
+
+@dataclass
+class LabRun:
+    """What one template run on a lab host produced, before any transport shapes it.
+
+    ``doc`` is the JSON document the real template prints (its own try/catch turns a
+    failing cmdlet into ``ok: false``). ``binding_error`` is set when the run failed before
+    the script body could start (PowerShell's parameter binder, a script for a newer
+    Windows): a real host fails the pipeline itself then, and prints no document.
+    """
+
+    doc: dict[str, Any]
+    binding_error: dict[str, Any] | None = None
+    progress: list[Progress] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def execute(
+    store: LabStore,
+    host_name: str,
+    template: str,
+    version: str,
+    params: Mapping[str, Any],
+    *,
+    renderer: Renderer | None = None,
+    listener: ProgressCallback | None = None,
+) -> LabRun:
+    """Run ``template`` with ``params`` on lab host ``host_name``: the one code path behind every lab transport.
+
+    The in-process :class:`LabTransport` and the WinRM/PSRP endpoint (:mod:`hvauto.lab.wire`)
+    both call this. ``listener`` hears progress records as a handler reports them.
+    """
+    handler = handler_for(template)
+    if handler is None:
+        raise TemplateError(f"the lab has no handler for template {template!r}")
+    meta = (renderer or default_renderer()).meta(template)
+    bound = False
+    try:
+        with store.transaction() as est:
+            host = est.get("host", host_name)
             if host is None:
-                raise ConnectError(f"no such host in the lab estate ({self.store.path})", host=self.host)
-            if versions.index(script.version) > versions.index(host["os"]):
+                raise ConnectError(f"no such host in the lab estate ({store.path})", host=host_name)
+            if versions.index(version) > versions.index(host["os"]):
                 # A script rendered for a newer Windows calls parameters this host lacks.
                 raise CmdletError(
-                    f"The script was written for {versions.label(script.version)}; this host runs "
+                    f"The script was written for {versions.label(version)}; this host runs "
                     f"{versions.label(host['os'])}: a parameter cannot be found that matches the request.",
                     category="InvalidArgument", fqid="NamedParameterNotFound",
                     exception="System.Management.Automation.ParameterBindingException")
-            unknown = sorted(set(script.params) - set(meta.params))
+            unknown = sorted(set(params) - set(meta.params))
             if unknown:
                 raise CmdletError(f"A parameter cannot be found that matches parameter name '{unknown[0]}'.",
                                   category="InvalidArgument", fqid="NamedParameterNotFound",
                                   exception="System.Management.Automation.ParameterBindingException")
-            params = {name: script.params.get(name) for name in meta.params}
-            call = LabCall(host=host, params=params, estate=est, store=self.store, version=script.version,
-                           now=time.time())
+            values = {name: params.get(name) for name in meta.params}
+            call = LabCall(host=host, params=values, estate=est, store=store, version=version, now=time.time(),
+                           listener=listener)
+            bound = True
             result = handler(call)
-        self.store.record_call(self.host, script.template, "ok" if not call.errors else "error")
-        return {"ok": True, "result": result, "error": None}, call
+    except CmdletError as exc:
+        store.record_call(host_name, template, "error")
+        return LabRun(doc={"ok": False, "result": None, "error": exc.record},
+                      binding_error=None if bound else exc.record)
+    store.record_call(host_name, template, "ok" if not call.errors else "error")
+    return LabRun(doc={"ok": True, "result": result, "error": None}, progress=list(call.progress),
+                  warnings=list(call.warnings), errors=list(call.errors))
 
 
-__all__ = ["LabTransport", "Progress", "store_for"]
+__all__ = ["LabRun", "LabTransport", "Progress", "execute", "store_for"]

@@ -45,10 +45,18 @@ class LabCall:
     progress: list[Progress] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: Hears each progress record as it is reported (the wire endpoint streams them while the handler runs).
+    listener: Callable[[Progress], None] | None = None
 
     @property
     def name(self) -> str:
         return str(self.host["name"])
+
+    def report(self, progress: Progress) -> None:
+        """Write-Progress: recorded for the result, and heard at once by a listening transport."""
+        self.progress.append(progress)
+        if self.listener is not None:
+            self.listener(progress)
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
