@@ -179,7 +179,6 @@ class FakePowerShell(PowerShell):
         self.host.pipelines.append(self)
         self.wire: ET.Element | None = None
         self.poll_timeouts: list[int | None] = []
-        self.stopped = False
         self._plan: Pipeline | None = None
 
     def begin_invoke(self, *args: Any, **kwargs: Any) -> None:
@@ -206,10 +205,6 @@ class FakePowerShell(PowerShell):
             self.streams.error.extend(plan.errors)
             self.streams.warning.extend(plan.warnings)
             self.state = plan.final
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.state = PSInvocationState.STOPPED
 
     @property
     def closed(self) -> bool:
@@ -470,9 +465,22 @@ def test_deadline_stops_the_pipeline(host: FakeHost) -> None:
         t.run(SCRIPT, timeout=0.05)
     assert info.value.sent is True and info.value.transient is True
     (ps,) = host.pipelines
-    assert ps.stopped and ps.closed
     assert ps.poll_timeouts and all(n == 1 for n in ps.poll_timeouts)  # never waits past the deadline
-    assert host.pools[0].closed  # its one runspace may still be busy: never reused
+    assert host.pools[0].closed  # deleting the shell ends the pipeline; its runspace is never reused
+    host.queue(Pipeline())
+    assert t.run(SCRIPT).ok
+    assert host.pipelines[1].runspace_pool is host.pools[1]
+
+
+def test_a_failing_progress_callback_does_not_leave_a_busy_pool(host: FakeHost) -> None:
+    host.queue(Pipeline(progress=[ProgressRecord(activity="a", percent_complete=1)], polls=3))
+
+    def on_progress(p: Progress) -> None:
+        raise RuntimeError("callback bug")
+
+    with pytest.raises(RuntimeError):
+        transport().run(SCRIPT, on_progress=on_progress)
+    assert host.pools[0].closed == 1
 
 
 # -- the pool ----------------------------------------------------------------------------

@@ -345,10 +345,7 @@ class PSRPTransport:
                 ps.begin_invoke()
                 progress = self._wait(ps, script, timeout, deadline, on_progress)
             finally:
-                try:
-                    ps.close()
-                except Exception as exc:
-                    log.debug("%s: closing the pipeline failed: %s", self.host, type(exc).__name__)
+                self._finish(ps)
         return self._result(script, ps, progress, started)
 
     def _wait(
@@ -365,12 +362,6 @@ class PSRPTransport:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    try:
-                        ps.stop()
-                    except Exception as exc:
-                        log.debug("%s: stopping the pipeline failed: %s", self.host, type(exc).__name__)
-                    # The pool has one runspace; if the stop did not take, it is still busy.
-                    self._discard_pool()
                     raise OperationTimeout(f"{script.template}: no result within {timeout:g}s",
                                            host=self.host, sent=True)
                 poll = max(1, min(math.ceil(self.cfg.operation_timeout), math.ceil(remaining)))
@@ -381,6 +372,17 @@ class PSRPTransport:
                 if on_progress is not None:
                     on_progress(item)
         return progress
+
+    def _finish(self, ps: PowerShell) -> None:
+        if ps.state == PSInvocationState.RUNNING:
+            # Leaving mid-run (deadline, lost answer, Ctrl-C, a failing callback): the pool's one
+            # runspace is busy, so the pool goes; deleting its shell ends the pipeline on the host.
+            self._discard_pool()
+            return
+        try:
+            ps.close()  # Terminate signal: frees the pipeline's resources on the host
+        except Exception as exc:
+            log.debug("%s: closing the pipeline failed: %s", self.host, type(exc).__name__)
 
     def _result(self, script: Script, ps: PowerShell, progress: Sequence[Progress], started: float) -> Result:
         failed = ps.state == PSInvocationState.FAILED
