@@ -137,6 +137,10 @@ class FakeWSMan:
 
     def __init__(self, **kwargs: Any) -> None:
         self.host.wsman_kwargs.append(kwargs)
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakePool:
@@ -536,6 +540,17 @@ def test_failed_open_releases_the_half_open_pool(host: FakeHost) -> None:
     assert host.opened == 1 and len(host.pools) == 2
 
 
+def test_an_unreachable_host_is_not_asked_to_delete_the_shell(host: FakeHost) -> None:
+    host.queue(Pipeline(), Pipeline(begin_error=refused()), Pipeline())
+    t = transport()
+    t.run(SCRIPT)
+    with pytest.raises(ConnectError):
+        t.run(SCRIPT)
+    assert host.pools[0].closed == 0  # a Delete would only wait out another connect timeout
+    assert host.pools[0].connection.closed
+    assert t.run(SCRIPT).ok and host.opened == 2
+
+
 def test_close_swallows_errors_and_is_idempotent(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> None:
     host.queue(Pipeline())
     t = transport()
@@ -617,7 +632,7 @@ def test_library_errors_become_hvauto_errors(
     shown = [str(err), repr(err), err.hint or "", str(err.to_dict()), "".join(traceback.format_exception(err))]
     assert not any(PASSWORD in s for s in shown)
     # Whatever failed, the pool is not trusted again: the next run opens a new one.
-    assert all(pool.closed for pool in host.pools)
+    assert all(pool.connection.closed for pool in host.pools)
 
 
 def test_translate_keeps_the_library_detail() -> None:

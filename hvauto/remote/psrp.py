@@ -245,7 +245,6 @@ class PSRPTransport:
         self.host = cfg.name
         self._creds = creds
         self._pool: RunspacePool | None = None
-        self._runs = 0
 
     # -- the pool -------------------------------------------------------------------------
 
@@ -288,26 +287,27 @@ class PSRPTransport:
                 return self._pool
             log.info("%s: the runspace pool is gone (idle timeout or restart); opening a new one", self.host)
             self._discard_pool()
-        pool = RunspacePool(self._wsman())
-        try:
-            pool.open()
-        except BaseException:
-            # A half-opened pool may hold a shell on the host (MaxShellsPerUser): release it.
-            try:
-                pool.close()
-            except Exception as exc:
-                log.debug("%s: closing a half-opened pool failed: %s", self.host, type(exc).__name__)
-            raise
-        self._pool = pool
+        # Held before it is open: if open() fails, retiring it releases a half-made shell.
+        self._pool = pool = RunspacePool(self._wsman())
+        pool.open()
         return pool
 
-    def _discard_pool(self) -> None:
+    def _discard_pool(self, *, graceful: bool = True) -> None:
+        """Retire the pool. Graceful deletes its shell on the host (which ends any pipeline in
+        it and frees a MaxShellsPerUser slot); without a working connection that would only
+        wait out another timeout, so then the shell is left to WinRM's IdleTimeout."""
         pool, self._pool = self._pool, None
-        if pool is not None:
+        if pool is None:
+            return
+        if graceful:
             try:
                 pool.close()
             except Exception as exc:
                 log.debug("%s: closing the runspace pool failed: %s", self.host, type(exc).__name__)
+        try:
+            pool.connection.close()  # the HTTP session and its sockets
+        except Exception as exc:
+            log.debug("%s: closing the HTTP session failed: %s", self.host, type(exc).__name__)
 
     def close(self) -> None:
         self._discard_pool()
@@ -320,9 +320,11 @@ class PSRPTransport:
         try:
             yield
         except _LIBRARY_ERRORS as exc:
+            err = translate(exc, host=self.host, sent=attempt.sent, secret=secret)
             # After a lost connection or answer the pool's state is unknown: start afresh.
-            self._discard_pool()
-            raise translate(exc, host=self.host, sent=attempt.sent, secret=secret) from None
+            unreachable = isinstance(err, (ConnectError, TLSError)) and not err.sent
+            self._discard_pool(graceful=not unreachable)
+            raise err from None
 
     def run(
         self,
@@ -334,17 +336,18 @@ class PSRPTransport:
         started = time.monotonic()
         deadline = started + timeout if timeout is not None else None
         attempt = _Attempt()
-        with self._translated(attempt):
-            pool = self._ensure_pool()
-            ps = PowerShell(pool)
-            try:
+        ps: PowerShell | None = None
+        try:
+            with self._translated(attempt):
+                ps = PowerShell(self._ensure_pool())
                 ps.add_script(script.body)
                 for name, value in script.params.items():
                     ps.add_parameter(name, tag_value(value))
                 attempt.sent = True  # the Create-pipeline Command request carries the script
                 ps.begin_invoke()
                 progress = self._wait(ps, script, timeout, deadline, on_progress)
-            finally:
+        finally:
+            if ps is not None:
                 self._finish(ps)
         return self._result(script, ps, progress, started)
 
@@ -374,6 +377,8 @@ class PSRPTransport:
         return progress
 
     def _finish(self, ps: PowerShell) -> None:
+        if ps.runspace_pool is not self._pool:
+            return  # already retired with its pool
         if ps.state == PSInvocationState.RUNNING:
             # Leaving mid-run (deadline, lost answer, Ctrl-C, a failing callback): the pool's one
             # runspace is busy, so the pool goes; deleting its shell ends the pipeline on the host.
