@@ -172,6 +172,13 @@ def _never_connected(exc: BaseException) -> bool:
     return False
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """The host cannot be reached at all, so a clean-up request would only time out too."""
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc)
+
+
 def _fault_code(code: Any) -> int | None:
     if isinstance(code, int):
         return code
@@ -322,8 +329,7 @@ class PSRPTransport:
         except _LIBRARY_ERRORS as exc:
             err = translate(exc, host=self.host, sent=attempt.sent, secret=secret)
             # After a lost connection or answer the pool's state is unknown: start afresh.
-            unreachable = isinstance(err, (ConnectError, TLSError)) and not err.sent
-            self._discard_pool(graceful=not unreachable)
+            self._discard_pool(graceful=not _unreachable(exc))
             raise err from None
 
     def run(

@@ -235,6 +235,13 @@ def _never_connected(exc: BaseException) -> bool:
     return False
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """The host cannot be reached at all, so a clean-up request would only time out too."""
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc)
+
+
 def translate(exc: BaseException, *, host: str, sent: bool, secret: str | None) -> TransportError:
     """Map one pywinrm/requests exception to hvauto's error tree; the password never shows.
 
@@ -293,9 +300,11 @@ _LIBRARY_ERRORS = (
 
 @dataclass
 class _Attempt:
-    """Whether the script of the current run may already have reached the host."""
+    """Whether the script of the current run may already have reached the host, and whether
+    the host is out of reach (then cleaning up would only wait out more timeouts)."""
 
     sent: bool = False
+    unreachable: bool = False
 
 
 class WinRMTransport:
@@ -347,7 +356,9 @@ class WinRMTransport:
         try:
             yield
         except _LIBRARY_ERRORS as exc:
-            raise translate(exc, host=self.host, sent=attempt.sent, secret=self._secret()) from None
+            err = translate(exc, host=self.host, sent=attempt.sent, secret=self._secret())
+            attempt.unreachable = _unreachable(exc)
+            raise err from None
 
     def run(
         self,
@@ -376,7 +387,8 @@ class WinRMTransport:
                     proto.send_command_input(shell_id, command_id, payload[start:start + STDIN_CHUNK], end=last)
                 stdout, stderr, exit_code = self._receive(proto, shell_id, command_id, script, timeout, deadline)
         finally:
-            self._cleanup(proto, shell_id, command_id)
+            if not attempt.unreachable:
+                self._cleanup(proto, shell_id, command_id)
         return self._result(script, stdout, stderr, exit_code, started)
 
     def _receive(
