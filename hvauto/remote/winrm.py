@@ -367,7 +367,12 @@ class WinRMTransport:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> Result:
-        """Run the script in a new WinRS shell. Progress is not available over WinRS."""
+        """Run the script in a new WinRS shell.
+
+        Progress is not available over WinRS (it arrives as CLIXML noise on stderr), so
+        ``on_progress`` is never called. The deadline is checked between Receives, each of
+        which the host may hold for up to ``operation_timeout`` seconds.
+        """
         started = time.monotonic()
         deadline = started + timeout if timeout is not None else None
         proto = self._proto()
@@ -376,7 +381,7 @@ class WinRMTransport:
         command_id: str | None = None
         try:
             with self._translated(attempt):
-                shell_id = proto.open_shell(codepage=65001, noprofile=True)
+                shell_id = proto.open_shell(codepage=65001)
                 # console_mode_stdin=False: stdin is a pipe, so ReadToEnd() sees the end of it.
                 command_id = proto.run_command(shell_id, BOOTSTRAP_EXE, BOOTSTRAP_ARGS, console_mode_stdin=False)
                 payload = stdin_payload(script)
