@@ -23,6 +23,7 @@ the traceback goes to the debug log, never to the screen.
     ├── RemoteScriptError             exit 8   the script ran and failed (error record)
     ├── PreflightError                exit 10  blocking problems found; nothing changed
     ├── HostsFailedError              exit 9   some hosts failed, others did not
+    ├── LockedError                   exit 12  another run of the same runbook holds its lock
     └── Interrupted                   exit 130 Ctrl-C
 
 ``TransportError.transient`` says whether a retry may help; ``sent`` says whether the
@@ -52,6 +53,8 @@ class ExitCode(IntEnum):
     REMOTE = 8
     PARTIAL = 9
     PREFLIGHT = 10
+    ABORTED = 11
+    LOCKED = 12
     INTERRUPTED = 130
 
 
@@ -312,6 +315,12 @@ class HostsFailedError(HvautoError):
                 for h, o in self.outcomes.items()
             },
         }
+
+
+class LockedError(HvautoError):
+    """Another run of the same runbook is in progress: this one did nothing."""
+
+    exit_code = ExitCode.LOCKED
 
 
 class Interrupted(HvautoError):
