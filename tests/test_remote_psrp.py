@@ -41,7 +41,7 @@ from hvauto.errors import (
     TransportError,
 )
 from hvauto.inventory import HostConfig
-from hvauto.remote import open_transport, psrp
+from hvauto.remote import _wsman, open_transport, psrp
 from hvauto.remote.base import Progress, Script, Transport
 
 PASSWORD = "Tr0ub4dor&3-hunter2"
@@ -596,7 +596,7 @@ ERROR_CASES = [
     ("open", WinRMTransportError("http", 401, PASSWORD), AuthError, False, False),
     ("open", WinRMTransportError("http", 503, "Service Unavailable"), ConnectError, True, False),
     ("open", fault(0x803381A5), QuotaError, True, False),
-    ("open", fault(psrp.FAULT_ACCESS_DENIED), AuthError, False, False),
+    ("open", fault(_wsman.FAULT_ACCESS_DENIED), AuthError, False, False),
     ("open", requests.exceptions.ReadTimeout("read timeout"), OperationTimeout, True, False),
     ("begin", refused(), ConnectError, True, False),  # a fresh connection refused: nothing left
     ("begin", reset(), ConnectError, True, True),

@@ -32,7 +32,6 @@ from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportErr
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
 from pypsrp.wsman import WSMan
-from urllib3.exceptions import NewConnectionError
 
 from hvauto.credentials import Credentials
 from hvauto.errors import (
@@ -42,41 +41,23 @@ from hvauto.errors import (
     ErrorRecord,
     OperationTimeout,
     ProtocolError,
-    QuotaError,
-    TLSError,
     TransportError,
 )
 from hvauto.inventory import HostConfig
+from hvauto.remote._wsman import (
+    describer,
+    fault_code,
+    translate_connection,
+    translate_fault,
+    translate_status,
+    unreachable,
+)
 from hvauto.remote.base import Progress, ProgressCallback, Result, Script, parse_output
 
 log = logging.getLogger("hvauto.remote.psrp")
 
 #: hvauto's auth names -> pypsrp's ``auth=`` (ntlm/kerberos restrict pypsrp's Negotiate).
 AUTH = {"negotiate": "negotiate", "kerberos": "kerberos", "ntlm": "ntlm", "basic": "basic", "credssp": "credssp"}
-
-#: WSManFault codes that mean "a WinRM quota was hit", from wsmerror.h (the same table
-#: PowerShell's own CIM jobs use to decide to back off). True: waiting may help.
-QUOTA_FAULTS: dict[int, tuple[str, bool]] = {
-    0x8033803F: ("ERROR_WSMAN_QUOTA_LIMIT", True),
-    0x803381A5: ("ERROR_WSMAN_QUOTA_MAX_SHELLS", True),
-    0x803381A6: ("ERROR_WSMAN_QUOTA_MAX_OPERATIONS", True),
-    0x803381A7: ("ERROR_WSMAN_QUOTA_USER", True),
-    0x803381A8: ("ERROR_WSMAN_QUOTA_SYSTEM", True),
-    0x803381AB: ("ERROR_WSMAN_QUOTA_MAX_SHELLUSERS", True),
-    0x803381E4: ("ERROR_WSMAN_QUOTA_MAX_SHELLS_PPQ", True),
-    0x803381E5: ("ERROR_WSMAN_QUOTA_MAX_USERS_PPQ", True),
-    0x803381E6: ("ERROR_WSMAN_QUOTA_MAX_PLUGINSHELLS_PPQ", True),
-    0x803381E7: ("ERROR_WSMAN_QUOTA_MAX_PLUGINOPERATIONS_PPQ", True),
-    0x803381E8: ("ERROR_WSMAN_QUOTA_MAX_OPERATIONS_USER_PPQ", True),
-    0x803381E9: ("ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL_PPQ", True),
-    0x803381EA: ("ERROR_WSMAN_QUOTA_MIN_REQUIREMENT_NOT_AVAILABLE_PPQ", True),
-    # The envelope is a size limit, not a load limit: sending the same script again cannot help.
-    0x80338026: ("ERROR_WSMAN_ENVELOPE_TOO_LARGE", False),
-    0x80338048: ("ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED", False),
-}
-#: The WSMan fault for "no output within OperationTimeout" and Win32 ERROR_ACCESS_DENIED.
-FAULT_OPERATION_TIMEDOUT = 0x80338029
-FAULT_ACCESS_DENIED = 5
 
 #: System.Management.Automation.ErrorCategory, by value (PSRP sends the number).
 ERROR_CATEGORIES = (
@@ -156,77 +137,20 @@ def progress_record(rec: Any) -> Progress:
     )
 
 
-def _never_connected(exc: BaseException) -> bool:
-    """True when the failure was the TCP connect itself (refused, DNS), so nothing was sent."""
-    seen: set[int] = set()
-    todo: list[Any] = [exc]
-    while todo:
-        item = todo.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, NewConnectionError):
-            return True
-        if isinstance(item, BaseException):
-            todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__, *item.args])
-    return False
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """The host cannot be reached at all, so a clean-up request would only time out too."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
-    return isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc)
-
-
-def _fault_code(code: Any) -> int | None:
-    if isinstance(code, int):
-        return code
-    try:
-        return int(str(code), 0)
-    except ValueError:
-        return None
-
-
 def translate(exc: BaseException, *, host: str, sent: bool, secret: str | None) -> TransportError:
     """Map one pypsrp/requests exception to hvauto's error tree; the password never shows."""
-
-    def say(what: str) -> str:
-        detail = str(exc) or type(exc).__name__
-        text = f"{what} ({type(exc).__name__}: {detail})"
-        return text.replace(secret, "********") if secret else text
-
-    if isinstance(exc, requests.exceptions.SSLError):
-        return TLSError(say("TLS handshake or certificate validation failed"), host=host, sent=sent)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ConnectError(say("connection timed out"), host=host, sent=False)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if _never_connected(exc):
-            return ConnectError(say("cannot connect"), host=host, sent=False)
-        return ConnectError(say("connection lost"), host=host, sent=sent)
+    say = describer(exc, secret)
+    known = translate_connection(exc, say, host=host, sent=sent)
+    if known is not None:
+        return known
     if isinstance(exc, requests.exceptions.Timeout):
         return OperationTimeout(say("no answer within read_timeout"), host=host, sent=sent)
     if isinstance(exc, AuthenticationError):
         return AuthError(say("authentication failed"), host=host, sent=False)
     if isinstance(exc, WinRMTransportError):
-        status = exc.code if isinstance(exc.code, int) else 0
-        if status in (401, 403):
-            return AuthError(say(f"HTTP {status}"), host=host, sent=False)
-        if status >= 500:
-            return ConnectError(say(f"WinRM service answered HTTP {status}"), host=host, sent=sent)
-        return ProtocolError(say(f"unexpected HTTP {status}"), host=host, sent=sent)
+        return translate_status(exc.code if isinstance(exc.code, int) else 0, say, host=host, sent=sent)
     if isinstance(exc, WSManFaultError):
-        code = _fault_code(exc.code)
-        if code is not None and code in QUOTA_FAULTS:
-            name, transient = QUOTA_FAULTS[code]
-            err: TransportError = QuotaError(say(f"WinRM quota: {name}"), host=host, sent=sent)
-            err.transient = transient
-            return err
-        if code == FAULT_OPERATION_TIMEDOUT:
-            return OperationTimeout(say("WSMan operation timed out"), host=host, sent=sent)
-        if code == FAULT_ACCESS_DENIED:
-            return AuthError(say("access denied by WinRM"), host=host, sent=False)
-        return ProtocolError(say("WSMan fault"), host=host, sent=sent)
+        return translate_fault(fault_code(exc.code), say, host=host, sent=sent)
     if isinstance(exc, WinRMError):
         return ProtocolError(say("PSRP error"), host=host, sent=sent)
     if isinstance(exc, requests.exceptions.RequestException):
@@ -329,7 +253,7 @@ class PSRPTransport:
         except _LIBRARY_ERRORS as exc:
             err = translate(exc, host=self.host, sent=attempt.sent, secret=secret)
             # After a lost connection or answer the pool's state is unknown: start afresh.
-            self._discard_pool(graceful=not _unreachable(exc))
+            self._discard_pool(graceful=not unreachable(exc))
             raise err from None
 
     def run(
@@ -413,4 +337,4 @@ class PSRPTransport:
         )
 
 
-__all__ = ["AUTH", "QUOTA_FAULTS", "PSRPTransport", "error_record", "tag_value", "translate"]
+__all__ = ["AUTH", "PSRPTransport", "error_record", "tag_value", "translate"]

@@ -35,10 +35,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import requests
-from urllib3.exceptions import NewConnectionError
 from winrm.exceptions import (
     AuthenticationError,
     WinRMError,
@@ -56,11 +55,10 @@ from hvauto.errors import (
     ErrorRecord,
     OperationTimeout,
     ProtocolError,
-    QuotaError,
-    TLSError,
     TransportError,
 )
 from hvauto.inventory import HostConfig
+from hvauto.remote._wsman import describer, translate_connection, translate_fault, translate_status, unreachable
 from hvauto.remote.base import ProgressCallback, Result, Script, parse_output
 
 log = logging.getLogger("hvauto.remote.winrm")
@@ -91,26 +89,6 @@ BOOTSTRAP_ARGS = (
     base64.b64encode(LOADER.encode("utf-16-le")).decode("ascii"),
 )
 
-#: WSManFault codes that mean "a WinRM quota was hit" (wsmerror.h). True: waiting may help.
-#: The same table as hvauto.remote.psrp's, kept here so this module never imports pypsrp.
-QUOTA_FAULTS: dict[int, tuple[str, bool]] = {
-    0x8033803F: ("ERROR_WSMAN_QUOTA_LIMIT", True),
-    0x803381A5: ("ERROR_WSMAN_QUOTA_MAX_SHELLS", True),
-    0x803381A6: ("ERROR_WSMAN_QUOTA_MAX_OPERATIONS", True),
-    0x803381A7: ("ERROR_WSMAN_QUOTA_USER", True),
-    0x803381A8: ("ERROR_WSMAN_QUOTA_SYSTEM", True),
-    0x803381AB: ("ERROR_WSMAN_QUOTA_MAX_SHELLUSERS", True),
-    0x803381E4: ("ERROR_WSMAN_QUOTA_MAX_SHELLS_PPQ", True),
-    0x803381E5: ("ERROR_WSMAN_QUOTA_MAX_USERS_PPQ", True),
-    0x803381E6: ("ERROR_WSMAN_QUOTA_MAX_PLUGINSHELLS_PPQ", True),
-    0x803381E7: ("ERROR_WSMAN_QUOTA_MAX_PLUGINOPERATIONS_PPQ", True),
-    0x803381E8: ("ERROR_WSMAN_QUOTA_MAX_OPERATIONS_USER_PPQ", True),
-    0x803381E9: ("ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL_PPQ", True),
-    0x803381EA: ("ERROR_WSMAN_QUOTA_MIN_REQUIREMENT_NOT_AVAILABLE_PPQ", True),
-    0x80338026: ("ERROR_WSMAN_ENVELOPE_TOO_LARGE", False),
-    0x80338048: ("ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED", False),
-}
-FAULT_ACCESS_DENIED = 5
 
 
 WinRMAuth = Literal["ntlm", "kerberos", "basic", "credssp"]
@@ -219,29 +197,6 @@ def _has_document(lines: Sequence[str]) -> bool:
 # -- errors ------------------------------------------------------------------------------
 
 
-def _never_connected(exc: BaseException) -> bool:
-    """True when the failure was the TCP connect itself (refused, DNS), so nothing was sent."""
-    seen: set[int] = set()
-    todo: list[Any] = [exc]
-    while todo:
-        item = todo.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, NewConnectionError):
-            return True
-        if isinstance(item, BaseException):
-            todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__, *item.args])
-    return False
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """The host cannot be reached at all, so a clean-up request would only time out too."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
-    return isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc)
-
-
 def translate(exc: BaseException, *, host: str, sent: bool, secret: str | None) -> TransportError:
     """Map one pywinrm/requests exception to hvauto's error tree; the password never shows.
 
@@ -249,40 +204,19 @@ def translate(exc: BaseException, *, host: str, sent: bool, secret: str | None) 
     WinRMError, so each is matched on its own.
     """
 
-    def say(what: str) -> str:
-        detail = str(exc) or type(exc).__name__
-        text = f"{what} ({type(exc).__name__}: {detail})"
-        return text.replace(secret, "********") if secret else text
-
-    if isinstance(exc, requests.exceptions.SSLError):
-        return TLSError(say("TLS handshake or certificate validation failed"), host=host, sent=sent)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ConnectError(say("connection timed out"), host=host, sent=False)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if _never_connected(exc):
-            return ConnectError(say("cannot connect"), host=host, sent=False)
-        return ConnectError(say("connection lost"), host=host, sent=sent)
+    say = describer(exc, secret)
+    known = translate_connection(exc, say, host=host, sent=sent)
+    if known is not None:
+        return known
     if isinstance(exc, (requests.exceptions.Timeout, WinRMOperationTimeoutError)):
         return OperationTimeout(say("no answer in time"), host=host, sent=sent)
     if isinstance(exc, AuthenticationError):  # InvalidCredentialsError (401), BasicAuthDisabledError
         return AuthError(say("authentication failed"), host=host, sent=False)
     if isinstance(exc, WSManFaultError):
         code = exc.wsman_fault_code if exc.wsman_fault_code is not None else exc.wmierror_code
-        if code is not None and code in QUOTA_FAULTS:
-            name, transient = QUOTA_FAULTS[code]
-            err: TransportError = QuotaError(say(f"WinRM quota: {name}"), host=host, sent=sent)
-            err.transient = transient
-            return err
-        if code == FAULT_ACCESS_DENIED:
-            return AuthError(say("access denied by WinRM"), host=host, sent=False)
-        return ProtocolError(say("WSMan fault"), host=host, sent=sent)
+        return translate_fault(code, say, host=host, sent=sent)
     if isinstance(exc, WinRMTransportError):
-        status = exc.code if isinstance(exc.code, int) else 0
-        if status in (401, 403):
-            return AuthError(say(f"HTTP {status}"), host=host, sent=False)
-        if status >= 500:
-            return ConnectError(say(f"WinRM service answered HTTP {status}"), host=host, sent=sent)
-        return ProtocolError(say(f"unexpected HTTP {status}"), host=host, sent=sent)
+        return translate_status(exc.code if isinstance(exc.code, int) else 0, say, host=host, sent=sent)
     if isinstance(exc, requests.exceptions.RequestException):
         return ConnectError(say("HTTP request failed"), host=host, sent=sent)
     return ProtocolError(say("unexpected WinRM answer"), host=host, sent=sent)
@@ -357,7 +291,7 @@ class WinRMTransport:
             yield
         except _LIBRARY_ERRORS as exc:
             err = translate(exc, host=self.host, sent=attempt.sent, secret=self._secret())
-            attempt.unreachable = _unreachable(exc)
+            attempt.unreachable = unreachable(exc)
             raise err from None
 
     def run(
@@ -447,4 +381,4 @@ class WinRMTransport:
         )
 
 
-__all__ = ["BOOTSTRAP_ARGS", "LOADER", "QUOTA_FAULTS", "WinRMTransport", "parse_stderr", "stdin_payload", "translate"]
+__all__ = ["BOOTSTRAP_ARGS", "LOADER", "WinRMTransport", "parse_stderr", "stdin_payload", "translate"]
