@@ -1,0 +1,323 @@
+"""Every hvauto template, on every Windows Server version it targets, passes the template checks.
+
+The checks live in :mod:`tests.pscheck`; the second half of this module proves that the checker
+itself can fail, with PowerShell snippets it must reject and ones it must accept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from hvauto import versions
+from hvauto.render import _META_RE, PARAM_TYPES, Renderer
+from tests import pscheck
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_REFERENCE = REPO.parent / "shared" / "reference" / "cmdlets.json"
+RENDERER = Renderer()
+NAMES = [n for n in RENDERER.names() if not n.startswith("_")]
+CASES = [(name, version) for name in NAMES for version in RENDERER.meta(name).targets]
+SOURCES = sorted({p for d in RENDERER.dirs for p in d.glob("*.j2")}, key=lambda p: p.name)
+
+
+def _show(findings: list[pscheck.Finding]) -> str:
+    return "\n".join(str(f) for f in findings)
+
+
+# --------------------------------------------------------------------------- the reference
+
+
+def test_reference_copy_matches_the_shared_reference() -> None:
+    if not SHARED_REFERENCE.is_file():
+        pytest.skip(f"no shared reference beside the repository ({SHARED_REFERENCE})")
+    assert pscheck.REFERENCE_PATH.read_bytes() == SHARED_REFERENCE.read_bytes(), (
+        "tests/reference/cmdlets.json differs from ../shared/reference/cmdlets.json: copy it again"
+    )
+
+
+def test_reference_covers_every_version_hvauto_targets() -> None:
+    data = json.loads(pscheck.REFERENCE_PATH.read_text(encoding="utf-8"))
+    documented = {v for entry in data["cmdlets"].values() for v in entry["versions"]}
+    assert documented == set(versions.OS_VERSIONS)
+
+
+# --------------------------------------------------------------------------- the templates
+
+
+def test_there_are_templates_to_check() -> None:
+    assert {"host_facts", "vm_list"} <= set(NAMES)
+    assert len(CASES) >= 2 * len(versions.OS_VERSIONS)
+
+
+def test_the_renderer_is_strict() -> None:
+    assert RENDERER.env.undefined is jinja2.StrictUndefined
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_header_declares_targets_and_typed_params(name: str) -> None:
+    meta = RENDERER.meta(name)
+    assert meta.path is not None
+    match = _META_RE.match(meta.path.read_text(encoding="utf-8"))
+    assert match, f"{name}: no '{{#- hvauto' header"
+    raw = yaml.safe_load(match.group("yaml"))
+    assert raw.get("targets"), f"{name}: the header must declare targets"
+    assert set(meta.targets) <= set(versions.OS_VERSIONS)
+    assert str(raw.get("summary", "")).strip(), f"{name}: the header needs a summary"
+    for pname, spec in meta.params.items():
+        assert spec.type in PARAM_TYPES, f"{name}: {pname} has type {spec.type}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+def test_jinja_reads_only_shape_variables(path: Path) -> None:
+    findings = pscheck.check_jinja_source(path.read_text(encoding="utf-8"))
+    assert not findings, _show(findings)
+
+
+@pytest.mark.parametrize(("name", "version"), CASES)
+def test_template_passes_every_check(name: str, version: str) -> None:
+    findings = pscheck.check_template(RENDERER, name, version)
+    assert not findings, f"{name} on {versions.label(version)}:\n{_show(findings)}"
+
+
+# --------------------------------------------------------------------------- the checker can fail
+
+# (snippet, version, the set of rules it must raise; empty = must pass)
+SCRIPT_CASES: list[tuple[str, str, set[str]]] = [
+    # one parameter set per call
+    ("Move-VM -IncludeStorage -Vhds @() -DestinationStoragePath x", "2016", {"parameter-set"}),
+    ("Move-VM -IncludeStorage -Vhds @() -DestinationStoragePath x", "2012r2", set()),
+    ("Move-VM -Name v -DestinationHost h -IncludeStorage -DestinationStoragePath p -AsJob", "2022", set()),
+    ("Move-VM -Name v -DestinationHost h -RemoveSourceUnmanagedVhds", "2012r2", {"unknown-parameter"}),
+    ("Get-VM -Name x -Id ([guid]::Empty)", "2022", {"parameter-set"}),
+    # availability of the cmdlet on the version
+    ("Set-SmbPathAcl -ShareName x", "2012", {"unavailable-cmdlet"}),
+    ("Set-SmbPathAcl -ShareName x", "2012r2", set()),
+    ("Get-VMSwitchTeam -Name t", "2012r2", {"unavailable-cmdlet"}),
+    ("Get-VMSwitchTeam -Name t", "2016", set()),
+    ("New-VMSwitch -Name s -NetAdapterName a -EnableEmbeddedTeaming $true", "2012r2", {"unknown-parameter"}),
+    ("New-VMSwitch -Name s -NetAdapterName a -EnableEmbeddedTeaming $true", "2016", set()),
+    # full names, documented aliases, case, module qualification, & 'name'
+    ("Get-VM -Nmae x", "2022", {"unknown-parameter"}),
+    ("Get-VM -Nam x", "2022", {"unknown-parameter"}),
+    ("get-vm -NAME x", "2022", set()),
+    ("Hyper-V\\Get-VM -Name x", "2022", set()),
+    ("& 'Get-VM' -Nmae x", "2022", {"unknown-parameter"}),
+    ("Get-VM -VMName x", "2016", set()),
+    ("Move-VMStorage -VMName v -DestinationStoragePath p", "2012", set()),
+    ("Move-VMStorage -VMName v -DestinationStoragePath p", "2025", set()),
+    # -Param:value, switches, missing values, duplicates
+    ("Get-VM -Name:'x'", "2022", set()),
+    ("Move-VM -Name v -DestinationHost h -AsJob:$true", "2022", set()),
+    ("Move-VM -Name v -DestinationHost h -AsJob $true", "2022", {"positional"}),
+    ("Get-VM -Name", "2022", {"missing-argument"}),
+    ("Get-VM -Name x -Name y", "2022", {"duplicate-parameter"}),
+    # positional arguments against positional_order
+    ("Get-VM x", "2022", set()),
+    ("Get-VM x y", "2022", {"positional"}),
+    ("Move-VM v h", "2012", set()),
+    ("Move-VM v h extra", "2012", {"positional"}),
+    ("Get-VMNetworkAdapter -All x", "2016", set()),
+    ("Get-VMNetworkAdapter -All x y", "2016", {"positional"}),
+    # splatting hides the names
+    ("Get-VM @p", "2022", {"splatting"}),
+    ("$p = @{ Name = 'x' }; Move-VM @p -DestinationHost h", "2022", {"splatting"}),
+    ("& { param($Name) $Name } @p", "2012", set()),
+    ("Get-ChildItem @p", "2022", set()),
+    # common parameters and the PowerShell that has them
+    ("Get-VM -Name x -ErrorAction Stop -WarningAction SilentlyContinue -Verbose", "2012", set()),
+    ("Get-VM -Name x -ErrorVariable e -OutVariable o -OutBuffer 1 -Debug:$false", "2012", set()),
+    ("Get-VM -Name x -ea Stop", "2012", set()),
+    ("Get-VM -Name x -PipelineVariable v", "2012", {"unknown-parameter"}),
+    ("Get-VM -Name x -PipelineVariable v", "2012r2", set()),
+    ("Get-VM -Name x -InformationAction Ignore", "2012r2", {"unknown-parameter"}),
+    ("Get-VM -Name x -InformationVariable i", "2016", set()),
+    ("Get-VM -Name x -WhatIf", "2022", {"unknown-parameter"}),
+    ("Stop-VM -Name x -WhatIf -Confirm:$false", "2022", set()),
+    # typographic quotes and dashes are what PowerShell reads them as
+    ("Get-VM \u2013Nmae \u2018x\u2019", "2022", {"unknown-parameter"}),
+    ("Get-VM \u2013Name \u201cx\u201d", "2022", set()),
+    # syntax newer than Windows PowerShell
+    ("$a ?? $b", "2022", {"newer-syntax", "parse"}),
+    ("$a ??= 1", "2025", {"newer-syntax", "parse"}),
+    ("$a?.Name", "2022", {"newer-syntax", "parse"}),
+    ("${a}?[0]", "2022", {"newer-syntax", "parse"}),
+    ("$a ? 1 : 2", "2022", {"newer-syntax", "parse"}),
+    ("Get-VM && Get-VMHost", "2022", {"newer-syntax"}),
+    ("Get-VM || Get-VMHost", "2022", {"newer-syntax"}),
+    ("function f { process { } clean { } }", "2022", {"newer-syntax", "parse"}),
+    ("[Foo]::new()", "2012r2", {"newer-syntax"}),
+    ("[Foo]::new()", "2016", set()),
+    ("class Foo { }", "2012", {"newer-syntax"}),
+    ("class Foo { }", "2016", set()),
+    ("enum Color { Red }", "2012r2", {"newer-syntax"}),
+    ("using namespace System.IO", "2012r2", {"newer-syntax"}),
+    ("using namespace System.IO", "2016", set()),
+    ("using module Foo", "2012", {"newer-syntax"}),
+    # ... but not in strings, comments, or PowerShell 5.1 look-alikes
+    ("$x = 'a ?? b && c ?. d'  # $a ?? $b, [Foo]::new()\n<# class X {} #>", "2012", set()),
+    ("$x = \"$($a -eq 1) ?? ::new(\"", "2012", set()),
+    ("$x = \"$($a ?? 1)\"", "2022", {"newer-syntax", "parse"}),
+    ("Get-VM | Where-Object { $_.Name -like 'a?b' }", "2012", set()),
+    ("if ($?) { 'ok' }", "2012", set()),
+    # ConvertTo-Json / ConvertFrom-Json
+    ("ConvertTo-Json -InputObject $x -Compress -Depth 8", "2012", set()),
+    ("$x | ConvertTo-Json -Depth:4 -Compress", "2012", set()),
+    ("ConvertTo-Json -InputObject $x", "2022", {"convertto-json"}),
+    ("ConvertTo-Json -InputObject $x -Compress", "2022", {"convertto-json"}),
+    ("ConvertTo-Json -InputObject $x -Compress -Depth 4 -EnumsAsStrings", "2025", {"newer-syntax"}),
+    ("ConvertTo-Json -InputObject $x -Compress -Depth 4 -NoEnumerate", "2025", {"newer-syntax"}),
+    ("$x | ConvertFrom-Json -AsHashtable", "2022", {"newer-syntax"}),
+    ("ConvertFrom-Json -InputObject $j", "2012", set()),
+    # parse errors
+    ("Get-VM -Name 'x", "2022", {"parse", "missing-argument"}),
+    ("if ($x) { Get-VM", "2022", {"parse"}),
+]
+
+
+@pytest.mark.parametrize(("script", "version", "rules"), SCRIPT_CASES, ids=[f"{v}:{s[:50]}" for s, v, _ in SCRIPT_CASES])
+def test_checker_verdicts(script: str, version: str, rules: set[str]) -> None:
+    findings = pscheck.check_script(script, version)
+    assert {f.rule for f in findings} == rules, _show(findings)
+
+
+def test_findings_say_where_and_why() -> None:
+    findings = pscheck.check_script("$ok = 1\n  Get-VM -Nam x", "2022")
+    assert [(f.rule, f.line, f.column) for f in findings] == [("unknown-parameter", 2, 10)]
+    assert "-Name" in findings[0].message and "full name" in findings[0].message
+    assert str(findings[0]).startswith("2:10: [unknown-parameter]")
+
+
+def test_parameter_set_finding_names_the_sets() -> None:
+    (finding,) = pscheck.check_script("Move-VM -Name v -DestinationHost h -IncludeStorage -Vhds @()", "2016")
+    assert "NameMultipleDestinations" in finding.message and "NameSingleDestination" in finding.message
+
+
+def test_fold_typography() -> None:
+    assert pscheck.fold_typography("\u2018a\u2019\u201a\u201b \u201cb\u201d\u201e \u2013\u2014\u2015") == "'a''' \"b\"\" ---"
+    assert pscheck.fold_typography("\u201f") == "\u201f"  # PowerShell does not treat U+201F as a quote
+
+
+@pytest.mark.parametrize(
+    ("header", "block", "problem"),
+    [
+        ({"Name": "string"}, "param([string] $Name)", None),
+        ({"Name": "string[]", "Count": "int", "Ids": "int[]"}, "param([string[]]$Name, [int64]$Count, [long[]]$Ids)", None),
+        ({"Force": "switch", "On": "bool"}, "param([Parameter()][switch] $Force, [bool] $On = $false)", None),
+        ({}, "param()", None),
+        ({"Name": "string"}, "param([string] $Nmae)", "not in the param() block"),
+        ({"Name": "string"}, "param([string] $Name, [string] $Extra)", "not declared in the header"),
+        ({"Name": "string[]"}, "param([string] $Name)", "[string[]]"),
+        ({"Count": "int"}, "param([string] $Count)", "[int64]"),
+        ({"On": "bool"}, "param([switch] $On)", "[bool]"),
+        ({"Name": "string"}, "$x = 1", "no param() block"),
+        ({}, "function f { param([string] $Inner) }", None),
+    ],
+)
+def test_param_block_must_match_header(header: dict[str, str], block: str, problem: str | None) -> None:
+    findings = pscheck.check_param_block(header, block)
+    if problem is None:
+        assert not findings, _show(findings)
+    else:
+        assert findings and problem in _show(findings)
+
+
+@pytest.mark.parametrize(
+    ("source", "ok"),
+    [
+        ("{{ template_name }} {{ meta.summary | replace('#>', '# >') }} {{ version ~ ps_version }}", True),
+        ("{% if version is at_least('2016') %}x{% endif %}{{ meta.depth }}", True),
+        ("{% for p in meta.params %}{{ p }}{% endfor %}", True),
+        ("{% set d = meta.depth %}{{ d }}", True),
+        ("{% for p in params %}{{ p }}{% endfor %}", False),
+        ("$x = '{{ Name }}'", False),
+        ("{{ params.Name }}", False),
+        ("{% set v = value %}{{ v }}", False),
+        ("{{ version }}{{ host }}", False),
+        ("{% if Force %}x{% endif %}", False),
+    ],
+)
+def test_jinja_scan_verdicts(source: str, ok: bool) -> None:
+    assert (not pscheck.check_jinja_source(source)) is ok
+
+
+def test_error_action_detection() -> None:
+    assert pscheck.sets_error_action_stop("$ErrorActionPreference = 'Stop'")
+    assert pscheck.sets_error_action_stop('$errorActionPreference = "Stop"')
+    assert not pscheck.sets_error_action_stop("$ErrorActionPreference = 'Continue'")
+    assert not pscheck.sets_error_action_stop("function f { $ErrorActionPreference = 'Stop' }")
+    assert not pscheck.sets_error_action_stop("# $ErrorActionPreference = 'Stop'")
+
+
+BROKEN_TEMPLATES = {
+    # a value interpolated into the code
+    "bad_interp": (
+        "params:\n  Name: {type: string}\n",
+        "    [string] $Name",
+        "    $vm = Get-VM -Name '{{ meta.params.Name.doc }}{{ Name }}'\n    $result = @{}",
+        {"jinja", "render"},
+    ),
+    # header and param() disagree
+    "bad_params": (
+        "params:\n  Name: {type: string}\n  Count: {type: int}\n",
+        "    [string] $Name,\n    [string] $Count",
+        "    $result = @(Get-VM -Name $Name)",
+        {"param-block"},
+    ),
+    # a parameter from another set, and a 2016 parameter for every version
+    "bad_sets": (
+        "params: {}\n",
+        "",
+        "    Move-VM -Name a -DestinationHost b -IncludeStorage -Vhds @() -RemoveSourceUnmanagedVhds\n    $result = $null",
+        {"parameter-set", "unknown-parameter"},
+    ),
+    # PowerShell 7 syntax
+    "bad_syntax": (
+        "params: {}\n",
+        "",
+        "    $result = $null ?? 1",
+        {"parse", "newer-syntax"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_TEMPLATES))
+def test_check_template_rejects_broken_templates(tmp_path: Path, name: str) -> None:
+    header, params, body, rules = BROKEN_TEMPLATES[name]
+    (tmp_path / f"{name}.ps1.j2").write_text(
+        "{#- hvauto\nsummary: a broken template\ntargets: [2012r2, 2016]\n"
+        + header
+        + "-#}\n{% extends \"_base.ps1.j2\" %}\n{% block params %}\n"
+        + params
+        + "\n{% endblock %}\n{% block body %}\n"
+        + body
+        + "\n{% endblock %}\n",
+        encoding="utf-8",
+    )
+    renderer = Renderer(extra_dirs=[tmp_path])
+    findings = [f for v in ("2012r2", "2016") for f in pscheck.check_template(renderer, name, v)]
+    assert {f.rule for f in findings} >= rules, _show(findings)
+
+
+def test_check_template_requires_declared_targets(tmp_path: Path) -> None:
+    (tmp_path / "no_targets.ps1.j2").write_text(
+        '{#- hvauto\nsummary: x\nparams: {}\n-#}\n{% extends "_base.ps1.j2" %}\n'
+        "{% block body %}\n    $result = 1\n{% endblock %}\n",
+        encoding="utf-8",
+    )
+    findings = pscheck.check_template(Renderer(extra_dirs=[tmp_path]), "no_targets", "2022")
+    assert {f.rule for f in findings} == {"header"}, _show(findings)
+
+
+def test_check_template_requires_error_action_stop(tmp_path: Path) -> None:
+    (tmp_path / "no_stop.ps1.j2").write_text(
+        "{#- hvauto\nsummary: x\ntargets: [2022]\nparams: {}\n-#}\n[CmdletBinding()]\nparam()\n"
+        "ConvertTo-Json -InputObject @{ ok = $true } -Compress -Depth 2\n",
+        encoding="utf-8",
+    )
+    findings = pscheck.check_template(Renderer(extra_dirs=[tmp_path]), "no_stop", "2022")
+    assert {f.rule for f in findings} == {"error-action"}, _show(findings)
