@@ -14,13 +14,15 @@ import typer
 from hvauto import __version__
 from hvauto.errors import ExitCode, HvautoError, PreflightError
 
-from . import host, lab, vm
+from . import delegation, host, lab, runbook, smb, vm
 from .app import App
+from .migrate import evacuate, migrate, storage_app
 
 EPILOG = (
     "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
     "5 authentication, 6 unreachable, 7 timeout, 8 remote script error, 9 some hosts failed, "
-    "10 preflight found blocking problems, 130 interrupted."
+    "10 preflight found blocking problems, 11 runbook aborted, 12 locked (another run of the runbook), "
+    "130 interrupted."
 )
 
 app = typer.Typer(
@@ -37,6 +39,12 @@ app = typer.Typer(
 app.add_typer(lab.app, name="lab")
 app.add_typer(host.app, name="host")
 app.add_typer(vm.app, name="vm")
+app.command("migrate")(migrate)
+app.command("evacuate")(evacuate)
+app.add_typer(storage_app, name="storage")
+app.add_typer(runbook.app, name="runbook")
+app.add_typer(smb.app, name="smb")
+app.add_typer(delegation.app, name="delegation")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,137 @@
+"""A run killed with SIGKILL mid-step resumes to completion without repeating finished work
+(the lab counts every call); two runs of one runbook never overlap."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from hvauto.errors import ExitCode
+
+from .conftest import Lab, hv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SLOW = """
+name: slow fan-out
+steps:
+  - name: list
+    vm.list: {}
+    hosts: [hostA, hostB]
+  - name: facts, one host at a time
+    host.facts: {}
+    hosts: [dc01, fs01, hostA, hostB]
+    forks: 1
+  - name: list again
+    vm.list: {}
+    hosts: hostB
+"""
+
+
+@pytest.fixture(autouse=True)
+def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    state = tmp_path / "state"
+    monkeypatch.setenv("HVAUTO_STATE_DIR", str(state))
+    return state
+
+
+def spawn(lab: Lab, state: Path, *argv: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HVAUTO_")}
+    env.update(PYTHONPATH=str(ROOT), HVAUTO_STATE_DIR=str(state), HVAUTO_CONFIG_DIR=str(state / "config"),
+               HVAUTO_LOG_DIR=str(state / "logs"))
+    return subprocess.Popen([sys.executable, "-m", "hvauto", *argv], cwd=lab.dir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_task(state: Path, idx: int, host: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if (state / "journal.db").exists():
+            conn = sqlite3.connect(state / "journal.db", timeout=5)
+            try:
+                row = conn.execute("SELECT state FROM tasks WHERE idx=? AND host=?", (idx, host)).fetchone()
+            except sqlite3.OperationalError:
+                row = None
+            finally:
+                conn.close()
+            if row and row[0] == "running":
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"step {idx} never started on {host}")
+
+
+def test_sigkill_mid_step_resumes_without_repeating_finished_work(lab: Lab, _state: Path) -> None:
+    (lab.dir / "slow.yml").write_text(textwrap.dedent(SLOW).lstrip())
+    hv("lab", "fault", "fs01", "--delay", "1.5")
+    proc = spawn(lab, _state, "runbook", "run", "slow.yml")
+    try:
+        # Step 2 runs one host at a time: dc01 is done, fs01 is in flight (sleeping in the delay).
+        wait_for_task(_state, 1, "fs01", proc)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    assert proc.returncode == -signal.SIGKILL
+
+    conn = sqlite3.connect(_state / "journal.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+    hist = hv("runbook", "history", "-o", "json").json()["runs"]
+    assert [(r["run"], r["state"]) for r in hist] == [(1, "interrupted")]
+    before = {(h, t): lab.calls(host=h, template=t) for h in ("dc01", "fs01", "hostA", "hostB")
+              for t in ("vm_list", "host_facts")}
+    assert before[("dc01", "host_facts")] == 1
+    assert before[("fs01", "host_facts")] == 0  # killed before the host answered
+
+    res = hv("runbook", "resume", "1")
+    assert res.code == 0, res.err
+    assert "(done before)" in res.err
+    calls = {(h, t): lab.calls(host=h, template=t) for h in ("dc01", "fs01", "hostA", "hostB")
+             for t in ("vm_list", "host_facts")}
+    assert calls == {
+        ("dc01", "vm_list"): 0, ("dc01", "host_facts"): 1,     # finished before the kill: not again
+        ("fs01", "vm_list"): 0, ("fs01", "host_facts"): 1,     # in flight: re-inspected once
+        ("hostA", "vm_list"): 1, ("hostA", "host_facts"): 1,
+        ("hostB", "vm_list"): 2, ("hostB", "host_facts"): 1,   # step 1 (before) and step 3 (after)
+    }
+    shown = hv("runbook", "show", "1", "-o", "json").json()
+    assert shown["state"] == "ok"
+    assert shown["resumes"] == 1
+    states = {(s["index"], t["host"]): (t["state"], t["attempts"]) for s in shown["steps"] for t in s["tasks"]}
+    assert states == {
+        (0, "hostA"): ("done", 1), (0, "hostB"): ("done", 1),
+        (1, "dc01"): ("done", 1), (1, "fs01"): ("done", 2), (1, "hostA"): ("done", 1), (1, "hostB"): ("done", 1),
+        (2, "hostB"): ("done", 1),
+    }
+    again = hv("runbook", "resume", "1")
+    assert again.code == 0
+    assert "nothing to resume" in again.out
+
+
+def test_a_second_run_of_the_same_runbook_exits_at_once(lab: Lab, _state: Path) -> None:
+    (lab.dir / "slow.yml").write_text(textwrap.dedent(SLOW).lstrip())
+    hv("lab", "fault", "fs01", "--delay", "1")
+    proc = spawn(lab, _state, "runbook", "run", "slow.yml")
+    try:
+        wait_for_task(_state, 1, "fs01", proc)
+        started = time.monotonic()
+        res = hv("runbook", "run", "slow.yml")
+        assert time.monotonic() - started < 1
+        assert res.code == ExitCode.LOCKED
+        assert f"is already running (pid {proc.pid}" in res.err
+        assert "this run did nothing" in res.err
+    finally:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert hv("runbook", "history", "-o", "json").json()["runs"][0]["state"] == "ok"
+    assert len(hv("runbook", "history", "-o", "json").json()["runs"]) == 1
