@@ -9,7 +9,11 @@ This module finds those mistakes before anything is sent, from the text alone:
 * every cmdlet of the reference (``tests/reference/cmdlets.json``: the documented parameter sets of
   52 cmdlets per Windows Server version) exists on that version and is called with full parameter
   names (or documented aliases) that exist together in ONE of its parameter sets, with no more
-  positional arguments than that set takes, and without splatting, which would hide the names;
+  positional arguments than that set takes, with that set's mandatory parameters given (by name,
+  by position, or from the pipeline when the command is piped), and without splatting, which
+  would hide the names; common parameters are allowed by the PowerShell that has them
+  (PipelineVariable 4.0, InformationAction/InformationVariable 5.0), WhatIf/Confirm only where
+  the cmdlet's documentation lists them;
 * no syntax newer than the version's Windows PowerShell (3.0 on 2012, 4.0 on 2012 R2, 5.1 later):
   never ``??``, ``?.``, ``?[``, ternary, ``&&``/``||`` or ``clean {}`` (PowerShell 7), and below 5.0
   no ``class``/``enum``, ``using namespace``/``using module`` or ``::new()``; no PowerShell 6+
@@ -21,8 +25,10 @@ The helpers for template-level checks (:func:`script_parameters`, :func:`check_p
 :func:`check_jinja_source`, :func:`structure`, :func:`envelope_literal`) are reused by the template
 tests and are meant for a validator of users' own templates.
 
-What is deliberately not checked: commands outside the reference (Get-VHD, Where-Object, ...),
-mandatory parameters (they may come from the pipeline) and parameter value types.
+What is deliberately not checked: commands outside the reference (Get-VHD, Where-Object, ...)
+other than the JSON cmdlets, and parameter value types.
+
+Command line: ``python -m tests.pscheck 2012r2 script.ps1`` or ``python -m tests.pscheck --template NAME``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,10 +87,17 @@ _COMMON: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "InformationVariable": ("5.0", ("iv",), False),
 }
 
-# Parameters of built-in cmdlets that only PowerShell 6+ has (hvauto's hosts run 3.0-5.1).
-_PS6_PARAMETERS: dict[str, dict[str, str]] = {
-    "convertto-json": {"enumsasstrings": "6.0", "noenumerate": "7.1", "asarray": "6.2", "escapehandling": "6.2"},
-    "convertfrom-json": {"ashashtable": "6.0", "depth": "6.2", "noenumerate": "7.0", "datekind": "7.5"},
+# The JSON cmdlets every template uses, outside the reference: their parameters in Windows
+# PowerShell 3.0-5.1, and those that only PowerShell 6+ has (a common mistake from newer docs).
+_JSON_CMDLETS: dict[str, tuple[frozenset[str], dict[str, str]]] = {
+    "convertto-json": (
+        frozenset({"inputobject", "depth", "compress"}),
+        {"enumsasstrings": "6.0", "asarray": "6.2", "escapehandling": "6.2"},
+    ),
+    "convertfrom-json": (
+        frozenset({"inputobject"}),
+        {"ashashtable": "6.0", "depth": "6.2", "noenumerate": "7.0", "datekind": "7.5"},
+    ),
 }
 
 
@@ -169,6 +182,9 @@ class ParamInfo:
     aliases: tuple[str, ...]
     switch: bool
     positional: bool
+    order: int = 0  # rank among the set's positional parameters (positional_order)
+    mandatory: bool = False
+    from_pipeline: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,6 +238,7 @@ class Reference:
         sets: dict[str, dict[str, ParamInfo]] = {}
         for set_name, params in doc["parameter_sets"].items():
             table: dict[str, ParamInfo] = {}
+            order = list(doc.get("positional_order", {}).get(set_name, ()))
             for pname, attrs in params.items():
                 info = ParamInfo(
                     name=pname,
@@ -231,6 +248,12 @@ class Reference:
                     positional=attrs.get("position") is not None
                     and attrs.get("syntax_positional", True) is not False
                     and attrs.get("positional_in_syntax", True) is not False,
+                    order=order.index(pname) if pname in order else len(order),
+                    # Where SYNTAX and PARAMETERS disagree take the lenient reading, except for switches:
+                    # the docs' SYNTAX shows a mandatory switch such as -ManagementOS in brackets.
+                    mandatory=bool(attrs.get("mandatory"))
+                    and (bool(attrs.get("switch")) or attrs.get("syntax_mandatory", True) is not False),
+                    from_pipeline=str(attrs.get("pipeline_input", "")).lower().startswith("true"),
                 )
                 for key in (pname, *info.aliases):
                     table[key.lower()] = info
@@ -274,7 +297,11 @@ class CallSite:
     named: list[_Argument] = field(default_factory=list)
     positional: list[tree_sitter.Node] = field(default_factory=list)
     splats: list[tree_sitter.Node] = field(default_factory=list)
+    piped: bool = False  # receives pipeline input (`... | Cmdlet`)
 
+
+#: Whether a parameter (command name, parameter as written) is a switch.
+SwitchOf = Callable[[str, str], bool]
 
 _SPLAT_RE = re.compile(r"^@[A-Za-z_][A-Za-z0-9_:]*$")
 _REDIRECT_RE = re.compile(r"^[1-6*]?>>?(&[12])?")
@@ -297,7 +324,7 @@ def _argument_is_splat(node: tree_sitter.Node) -> bool:
     return bool(_SPLAT_RE.match(_text(node).strip()))
 
 
-def call_sites(tree: tree_sitter.Tree, switch_of: Any = None) -> Iterator[CallSite]:
+def call_sites(tree: tree_sitter.Tree, switch_of: SwitchOf | None = None) -> Iterator[CallSite]:
     """Every command invocation in the tree.
 
     ``switch_of(command, written)`` tells whether a parameter is a switch (a switch takes no value
@@ -311,7 +338,8 @@ def call_sites(tree: tree_sitter.Tree, switch_of: Any = None) -> Iterator[CallSi
         if not name:
             continue
         name = name.rsplit("\\", 1)[-1]  # Module\Cmdlet
-        site = CallSite(name=name, node=command)
+        previous = command.prev_sibling
+        site = CallSite(name=name, node=command, piped=previous is not None and previous.type == "|")
         elements = next((c for c in command.children if c.type == "command_elements"), None)
         if elements is None:
             yield site
@@ -336,7 +364,7 @@ def call_sites(tree: tree_sitter.Tree, switch_of: Any = None) -> Iterator[CallSi
                 site.named.append(pending)
                 if _text(child).endswith(":"):
                     pending.colon = True
-                pending.switch = switch_of is not None and bool(switch_of(name, written))
+                pending.switch = switch_of is not None and switch_of(name, written)
                 continue
             if not child.is_named:
                 continue
@@ -410,17 +438,41 @@ def _check_reference_call(site: CallSite, syntax: CmdletSyntax, version: str) ->
 
     fitting: list[str] = []
     by_names: list[str] = []
+    unmet: dict[str, list[str]] = {}
     for set_name, params in syntax.sets.items():
         if not all(a.written.lower() in params or a.written.lower() in syntax.extra for a, _ in named):
             continue
         by_names.append(set_name)
-        bound = {info.name for _, info in named}
-        slots = {p.name for p in params.values() if p.positional and not p.switch and p.name not in bound}
-        if len(site.positional) <= len(slots):
-            fitting.append(set_name)
-    if fitting:
-        return []
+        members = {p.name: p for p in params.values()}
+        bound = {params[a.written.lower()].name if a.written.lower() in params else a.written for a, _ in named}
+        slots = sorted(
+            (p for p in members.values() if p.positional and not p.switch and p.name not in bound), key=lambda p: p.order
+        )
+        if len(site.positional) > len(slots):
+            continue
+        fitting.append(set_name)
+        bound |= {p.name for p in slots[: len(site.positional)]}
+        # A mandatory parameter may also come from the pipeline; PowerShell would prompt for the rest.
+        missing = [
+            p.name
+            for p in members.values()
+            if p.mandatory and p.name not in bound and not (site.piped and p.from_pipeline)
+        ]
+        if not missing:
+            return []
+        unmet[set_name] = sorted(missing)
     given = ", ".join("-" + info.name for _, info in named) or "no named parameters"
+    if fitting:
+        options = "; ".join(f"{s}: -{', -'.join(m)}" for s, m in unmet.items())
+        return [
+            _finding(
+                "missing-mandatory",
+                f"{cmdlet} on {versions.label(version)} with {given}"
+                f"{f' and {len(site.positional)} positional argument(s)' if site.positional else ''}"
+                f" lacks mandatory parameters in every matching set ({options})",
+                site.node,
+            )
+        ]
     if not by_names:
         homes = []
         for _, info in named:
@@ -447,9 +499,12 @@ def _check_reference_call(site: CallSite, syntax: CmdletSyntax, version: str) ->
 def _check_builtin_call(site: CallSite, version: str) -> list[Finding]:
     found: list[Finding] = []
     key = site.name.lower()
-    newer = _PS6_PARAMETERS.get(key, {})
+    if key not in _JSON_CMDLETS:
+        return found
+    known, newer = _JSON_CMDLETS[key]
     for arg in site.named:
-        since = newer.get(arg.written.lower())
+        written = arg.written.lower()
+        since = newer.get(written)
         if since:
             found.append(
                 _finding(
@@ -459,18 +514,27 @@ def _check_builtin_call(site: CallSite, version: str) -> list[Finding]:
                     arg.node,
                 )
             )
+        elif written not in known and _common_parameter(written) is None:
+            found.append(
+                _finding(
+                    "unknown-parameter",
+                    f"{site.name} has no parameter -{arg.written} in Windows PowerShell "
+                    f"(it has {', '.join('-' + k for k in sorted(known))}; full names only)",
+                    arg.node,
+                )
+            )
     if key == "convertto-json":
-        written = {a.written.lower() for a in site.named}
-        if "compress" not in written:
+        given = {a.written.lower() for a in site.named}
+        if "compress" not in given:
             found.append(_finding("convertto-json", "ConvertTo-Json needs -Compress (one JSON document per line)", site.node))
-        if "depth" not in written:
+        if "depth" not in given:
             found.append(
                 _finding("convertto-json", "ConvertTo-Json needs an explicit -Depth (the default 2 truncates)", site.node)
             )
     return found
 
 
-def _switch_lookup(reference: Reference, version: str) -> Any:
+def _switch_lookup(reference: Reference, version: str) -> SwitchOf:
     def switch_of(command: str, written: str) -> bool:
         common = _common_parameter(written)
         cmdlet = reference.canonical(command)
@@ -481,7 +545,7 @@ def _switch_lookup(reference: Reference, version: str) -> Any:
         if common is not None:
             return common[2]
         if command.lower() == "convertto-json":
-            return written.lower() in ("compress", "enumsasstrings", "asarray", "noenumerate")
+            return written.lower() in ("compress", "enumsasstrings", "asarray")
         if command.lower() == "convertfrom-json":
             return written.lower() in ("ashashtable", "noenumerate")
         return False
@@ -842,3 +906,37 @@ def check_template(renderer: Any, name: str, version: str) -> list[Finding]:
     if not sets_error_action_stop(script.body):
         found.append(Finding("error-action", "the script does not set $ErrorActionPreference = 'Stop'"))
     return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.pscheck VERSION FILE...`` checks PowerShell files ('-' reads stdin);
+    ``python -m tests.pscheck --template NAME...`` runs every template check on each version it targets."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tests.pscheck", description=main.__doc__)
+    parser.add_argument("--template", action="store_true", help="the arguments are template names")
+    parser.add_argument("args", nargs="+", metavar="ARG")
+    ns = parser.parse_args(argv)
+    problems = 0
+    if ns.template:
+        from hvauto.render import Renderer
+
+        renderer = Renderer()
+        for name in ns.args:
+            for version in renderer.meta(name).targets:
+                for finding in check_template(renderer, name, version):
+                    print(f"{name} ({version}) {finding}")
+                    problems += 1
+    else:
+        version, *paths = ns.args
+        for path in paths:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+            for finding in check_script(text, version):
+                print(f"{path}:{finding}")
+                problems += 1
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -90,7 +90,12 @@ def test_template_passes_every_check(name: str, version: str) -> None:
 SCRIPT_CASES: list[tuple[str, str, set[str]]] = [
     # one parameter set per call
     ("Move-VM -IncludeStorage -Vhds @() -DestinationStoragePath x", "2016", {"parameter-set"}),
-    ("Move-VM -IncludeStorage -Vhds @() -DestinationStoragePath x", "2012r2", set()),
+    # on 2012 R2 one set has all three; what is left is the missing -Name/-VM and -DestinationHost
+    ("Move-VM -IncludeStorage -Vhds @() -DestinationStoragePath x", "2012r2", {"missing-mandatory"}),
+    ("Move-VM -Name v -DestinationHost h -IncludeStorage -Vhds @() -DestinationStoragePath x", "2012r2", set()),
+    ("Move-VM -Name v -DestinationHost h -IncludeStorage -Vhds @() -DestinationStoragePath x", "2016", {"parameter-set"}),
+    ("Compare-VM -Name v -DestinationHost h -IncludeStorage -SnapshotFilePath p", "2012", set()),
+    ("Compare-VM -Name v -DestinationHost h -IncludeStorage -SnapshotFilePath p", "2019", {"parameter-set"}),
     ("Move-VM -Name v -DestinationHost h -IncludeStorage -DestinationStoragePath p -AsJob", "2022", set()),
     ("Move-VM -Name v -DestinationHost h -RemoveSourceUnmanagedVhds", "2012r2", {"unknown-parameter"}),
     ("Get-VM -Name x -Id ([guid]::Empty)", "2022", {"parameter-set"}),
@@ -123,6 +128,15 @@ SCRIPT_CASES: list[tuple[str, str, set[str]]] = [
     ("Move-VM v h extra", "2012", {"positional"}),
     ("Get-VMNetworkAdapter -All x", "2016", set()),
     ("Get-VMNetworkAdapter -All x y", "2016", {"positional"}),
+    # mandatory parameters: by name, by position, or from the pipeline when piped
+    ("Move-VM -Name v", "2022", {"missing-mandatory"}),
+    ("Move-VM v h", "2022", set()),
+    ("$vm | Move-VM -DestinationHost h", "2022", set()),
+    ("Move-VM -DestinationHost h", "2022", {"missing-mandatory"}),
+    ("Get-VM | Stop-VM -Force", "2012", set()),
+    ("Set-VMNetworkAdapterVlan -VMNetworkAdapterName LM -Access -VlanId 12", "2012r2", {"missing-mandatory"}),
+    ("Set-VMNetworkAdapterVlan -ManagementOS -VMNetworkAdapterName LM -Access -VlanId 12", "2012r2", set()),
+    ("Get-VMNetworkAdapter -All", "2012", set()),
     # splatting hides the names
     ("Get-VM @p", "2022", {"splatting"}),
     ("$p = @{ Name = 'x' }; Move-VM @p -DestinationHost h", "2022", {"splatting"}),
@@ -170,7 +184,11 @@ SCRIPT_CASES: list[tuple[str, str, set[str]]] = [
     ("ConvertTo-Json -InputObject $x", "2022", {"convertto-json"}),
     ("ConvertTo-Json -InputObject $x -Compress", "2022", {"convertto-json"}),
     ("ConvertTo-Json -InputObject $x -Compress -Depth 4 -EnumsAsStrings", "2025", {"newer-syntax"}),
-    ("ConvertTo-Json -InputObject $x -Compress -Depth 4 -NoEnumerate", "2025", {"newer-syntax"}),
+    ("ConvertTo-Json -InputObject $x -Compress -Depth 4 -NoEnumerate", "2025", {"unknown-parameter"}),
+    ("ConvertTo-Json -InputObject $x -Compress -Depth 4 -AsArray", "2025", {"newer-syntax"}),
+    ("ConvertTo-Json -InputObject $x -Compress -Dept 4", "2022", {"unknown-parameter", "convertto-json"}),
+    ("ConvertTo-Json -InputObject $x -Compress -Depth 4 -ErrorAction Stop", "2022", set()),
+    ("ConvertFrom-Json -InputObject $j -Depth 4", "2022", {"newer-syntax"}),
     ("$x | ConvertFrom-Json -AsHashtable", "2022", {"newer-syntax"}),
     ("ConvertFrom-Json -InputObject $j", "2012", set()),
     # parse errors
