@@ -381,9 +381,9 @@ def call_sites(tree: tree_sitter.Tree, switch_of: SwitchOf | None = None) -> Ite
         yield site
 
 
-def _check_reference_call(site: CallSite, syntax: CmdletSyntax, version: str) -> list[Finding]:
+def _check_reference_call(site: CallSite, reference: Reference, cmdlet: str, version: str) -> list[Finding]:
     found: list[Finding] = []
-    cmdlet = syntax.name
+    syntax = reference.syntax(cmdlet, version)
     if site.splats:
         found.append(
             _finding(
@@ -414,8 +414,15 @@ def _check_reference_call(site: CallSite, syntax: CmdletSyntax, version: str) ->
             hint = ""
             prefixed = [n for n in syntax.all_names() if n.lower().startswith(arg.written.lower())]
             prefixed += [c for c in _COMMON if c.lower().startswith(arg.written.lower())]
+            elsewhere = [
+                v
+                for v in versions.OS_VERSIONS
+                if v != version and reference.available(cmdlet, v) and reference.syntax(cmdlet, v).lookup(arg.written)
+            ]
             if arg.written and prefixed:
                 hint = f" (abbreviation of {', '.join('-' + p for p in prefixed)}? write the full name)"
+            elif elsewhere:
+                hint = f" (documented on {', '.join(versions.label(v) for v in elsewhere)})"
             found.append(
                 _finding(
                     "unknown-parameter",
@@ -570,7 +577,7 @@ def check_commands(tree: tree_sitter.Tree, version: str, reference: Reference | 
                     )
                 )
                 continue
-            found.extend(_check_reference_call(site, reference.syntax(cmdlet, version), version))
+            found.extend(_check_reference_call(site, reference, cmdlet, version))
         else:
             found.extend(_check_builtin_call(site, version))
     return found

@@ -210,6 +210,11 @@ def test_findings_say_where_and_why() -> None:
     assert str(findings[0]).startswith("2:10: [unknown-parameter]")
 
 
+def test_unknown_parameter_finding_says_where_it_exists() -> None:
+    (finding,) = pscheck.check_script("New-VMSwitch -Name s -NetAdapterName a -EnableEmbeddedTeaming $true", "2012")
+    assert "Windows Server 2016" in finding.message and "2012 R2" not in finding.message
+
+
 def test_parameter_set_finding_names_the_sets() -> None:
     (finding,) = pscheck.check_script("Move-VM -Name v -DestinationHost h -IncludeStorage -Vhds @()", "2016")
     assert "NameMultipleDestinations" in finding.message and "NameSingleDestination" in finding.message
