@@ -29,6 +29,7 @@ import base64
 import json
 import logging
 import math
+import os
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -264,7 +265,10 @@ class WinRMTransport:
                     username=self._creds.username,
                     password=self._secret(),
                     server_cert_validation="validate" if cfg.verify else "ignore",
-                    ca_trust_path=cfg.ca_path or "legacy_requests",
+                    # Name the CA bundle requests would take from the environment: left to pywinrm
+                    # ("legacy_requests") it is the same trust, plus a DeprecationWarning per process.
+                    ca_trust_path=cfg.ca_path or os.environ.get("REQUESTS_CA_BUNDLE")
+                    or os.environ.get("CURL_CA_BUNDLE") or "legacy_requests",
                     message_encryption=_ENCRYPTION[cfg.encryption],
                     # The HTTP read must outlast the WSMan long-poll, or every quiet Receive fails.
                     read_timeout_sec=max(math.ceil(cfg.read_timeout), operation + 1),
