@@ -14,7 +14,7 @@ import typer
 from hvauto import __version__
 from hvauto.errors import ExitCode, HvautoError, PreflightError
 
-from . import host, lab, runbook, vm
+from . import delegation, host, lab, runbook, smb, vm
 from .app import App
 
 EPILOG = (
@@ -39,6 +39,8 @@ app.add_typer(lab.app, name="lab")
 app.add_typer(host.app, name="host")
 app.add_typer(vm.app, name="vm")
 app.add_typer(runbook.app, name="runbook")
+app.add_typer(smb.app, name="smb")
+app.add_typer(delegation.app, name="delegation")
 
 
 def _version(value: bool) -> None:
