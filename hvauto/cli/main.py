@@ -16,6 +16,7 @@ from hvauto.errors import ExitCode, HvautoError, PreflightError
 
 from . import delegation, host, lab, runbook, smb, vm
 from .app import App
+from .migrate import evacuate, migrate, storage_app
 
 EPILOG = (
     "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
@@ -38,6 +39,9 @@ app = typer.Typer(
 app.add_typer(lab.app, name="lab")
 app.add_typer(host.app, name="host")
 app.add_typer(vm.app, name="vm")
+app.command("migrate")(migrate)
+app.command("evacuate")(evacuate)
+app.add_typer(storage_app, name="storage")
 app.add_typer(runbook.app, name="runbook")
 app.add_typer(smb.app, name="smb")
 app.add_typer(delegation.app, name="delegation")

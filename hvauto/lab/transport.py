@@ -22,7 +22,7 @@ from hvauto.inventory import HostConfig
 from hvauto.remote.base import Progress, ProgressCallback, Result, Script, parse_output
 from hvauto.render import Renderer, default_renderer
 
-from .handlers import CmdletError, LabCall, handler_for
+from .handlers import BEFORE_CALL, CmdletError, LabCall, handler_for
 from .store import LabStore
 
 _STORES: dict[str, LabStore] = {}
@@ -162,6 +162,8 @@ def execute(
             call = LabCall(host=host, params=values, estate=est, store=store, version=version, now=time.time(),
                            listener=listener)
             bound = True
+            for hook in BEFORE_CALL:
+                hook(call)
             result = handler(call)
     except CmdletError as exc:
         store.record_call(host_name, template, "error")

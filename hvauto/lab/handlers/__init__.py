@@ -69,7 +69,14 @@ class LabCall:
 
 Handler = Callable[[LabCall], Any]
 HANDLERS: dict[str, Handler] = {}
+#: Run at the start of every call, in its transaction (the lab's clock: long jobs settle lazily).
+BEFORE_CALL: list[Callable[[LabCall], None]] = []
 _loaded = False
+
+
+def before_every_call(fn: Callable[[LabCall], None]) -> Callable[[LabCall], None]:
+    BEFORE_CALL.append(fn)
+    return fn
 
 
 def handles(template: str) -> Callable[[Handler], Handler]:

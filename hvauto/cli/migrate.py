@@ -1,0 +1,311 @@
+"""hvauto migrate / evacuate / storage move: move VMs between hosts, with preflight, progress and verify."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from hvauto.errors import ExitCode, Interrupted, PreflightError, Problem, UsageError
+
+from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
+from .common import render_for
+from .output import Output, note, print_json, print_json_line, size, to_jsonable
+
+if TYPE_CHECKING:
+    from hvauto.ops.migrate import MigrationResult, MoveProgress, StartedMove
+    from hvauto.session import Session
+
+storage_app = typer.Typer(help="VM storage.", no_args_is_help=True)
+
+PollOpt = Annotated[
+    float,
+    typer.Option("--poll-interval", envvar="HVAUTO_POLL_INTERVAL", min=0.0,
+                 help="Seconds between progress polls of the migration job."),
+]
+
+
+class Bar:
+    """A progress bar on stderr (redrawn in place on a terminal, a line per 10% otherwise), or JSON lines on stdout."""
+
+    def __init__(self, output: Output, width: int = 30) -> None:
+        self.json = output is Output.json
+        self.tty = sys.stderr.isatty()
+        self.width = width
+        self.last: dict[str, int] = {}
+
+    def __call__(self, p: MoveProgress) -> None:
+        if self.json:
+            print_json_line({"event": "progress", **to_jsonable(p)})
+            return
+        step = p.percent if self.tty else p.percent // 10 * 10
+        if self.last.get(p.vm) == step and p.state == "Running":
+            return
+        self.last[p.vm] = step
+        filled = self.width * p.percent // 100
+        done = p.bytes_total * p.percent // 100
+        line = (f"{p.vm} {p.source} -> {p.dest} [{'#' * filled}{'.' * (self.width - filled)}] {p.percent:3d}% "
+                f"{size(done)} of {size(p.bytes_total)}  {p.state}")
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if p.state != "Running" else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _problems_text(problems: list[Problem]) -> None:
+    for p in problems:
+        mark = "BLOCKING" if p.blocking else "warning"
+        where = f"{p.host}: " if p.host else ""
+        mid = f" [{p.source} {p.message_id}]" if p.message_id else ""
+        typer.echo(f"  [{mark}] {where}{p.message}{mid}")
+        if p.fix:
+            typer.echo(f"      fix: {p.fix}")
+
+
+def _interrupted(session: Session, started: StartedMove | None, output: Output) -> None:
+    """Ctrl-C during a move: cancel it (asked, on a terminal) or leave it running and say how to follow it."""
+    from hvauto.ops import migrate as ops
+
+    if started is None:
+        note("interrupted before the move started; nothing was moved")
+        raise Interrupted("interrupted")
+    watch_cmd = f"hvauto migrate --watch {started.vm}"
+    cancel_cmd = f"hvauto migrate --cancel {started.vm}"
+    if sys.stdin.isatty() and typer.confirm(
+            f"\nCancel the migration of {started.vm} ({started.source} -> {started.dest})? "
+            "No leaves it running", default=False, err=True):
+        res = ops.cancel(session, vm=started.vm, source=started.source)
+        note(f"{started.vm}: migration cancelled ({len(res.cancelled_jobs)} job(s)); it stays on {started.source}")
+        raise Interrupted("interrupted; the migration was cancelled")
+    note(f"{started.vm}: the migration goes on on {started.source}. Watch it: {watch_cmd}; cancel it: {cancel_cmd}")
+    raise Interrupted("interrupted; the migration is still running",
+                      hint=f"watch: {watch_cmd}; cancel: {cancel_cmd}")
+
+
+def _report(res: MigrationResult, output: Output) -> None:
+    if output is Output.json:
+        print_json_line({"event": "result", **to_jsonable(res)})
+        return
+    if res.already_done:
+        typer.echo(f"{res.vm}: already on {res.dest}" + (f" with its storage under {res.storage_path}"
+                                                       if res.storage_path else "") + "; nothing to do")
+        return
+    rate = f", {size(int(res.bytes_moved / res.elapsed_seconds))}/s" if res.elapsed_seconds > 0 else ""
+    typer.echo(f"{res.vm}: moved from {res.source} to {res.dest} in {res.elapsed_seconds:.1f} s "
+               f"({size(res.bytes_moved)} moved{rate})" + (" (resumed watching a move already running)"
+                                                          if res.resumed else ""))
+    for check in res.verified:
+        typer.echo(f"  verified: {check}")
+
+
+def _what_if(res: MigrationResult, output: Output) -> None:
+    if output is Output.json:
+        print_json(res)
+    else:
+        typer.echo(f"plan (what-if, nothing changed) for {res.vm}:")
+        for step in res.plan:
+            typer.echo(f"  - {step}")
+        if res.problems:
+            typer.echo("preflight:")
+            _problems_text(res.problems)
+        else:
+            typer.echo("preflight: no problems found")
+    if res.blocking:
+        raise typer.Exit(int(ExitCode.PREFLIGHT))
+
+
+def _render(session: Session, *, vm: str, dest: str, source: str | None, storage_path: str | None,
+            live: bool) -> None:
+    if not source:
+        raise UsageError("--render needs --from SRC: finding the VM would contact the hosts")
+    from hvauto.ops import ad as ad_ops
+
+    dest_fqdn = session.host(dest).fqdn
+    path = storage_path or ""
+    render_for(session, source, "migrate_source_preflight", {
+        "Name": vm, "DestinationHost": dest_fqdn, "DestinationStoragePath": path, "IncludeStorage": not live})
+    render_for(session, dest, "migrate_dest_preflight", {"Name": vm, "VmId": "<VMId>", "Path": path})
+    ad = ad_ops.ad_host(session)
+    if ad:
+        render_for(session, ad, "ad_computer_get", {"Name": [session.host(source).name]})
+    render_for(session, source, "migrate_start", {"VmId": "<VMId>", "DestinationHost": dest_fqdn,
+                                                  "DestinationStoragePath": path, "IncludeStorage": not live})
+    render_for(session, source, "migrate_status", {"VmId": "<VMId>"})
+    render_for(session, dest, "migrate_cleanup", {"VmId": "<VMId>"})
+
+
+def migrate(
+    ctx: typer.Context,
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
+    dest: Annotated[str | None, typer.Argument(help="Destination host.")] = None,
+    shared_nothing: Annotated[bool, typer.Option("--shared-nothing", help="Move the VM with its storage "
+                                                 "(Move-VM -IncludeStorage).")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Move the running VM; its storage stays on its share.")] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the VM's running migration and remove the "
+                                         "planned VM a move left behind.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the VM's running migration.")] = False,
+    source: Annotated[str | None, typer.Option("--from", help="Source host (else every Hyper-V host is asked).")]
+    = None,
+    storage_path: Annotated[str | None, typer.Option("--storage-path", help="Destination folder for the VM's files "
+                                                     "(default: the destination's VM path\\VM).")] = None,
+    poll_interval: PollOpt = 1.0,
+    output: OutputOpt = Output.table,
+    what_if: WhatIfOpt = False,
+    render: RenderOpt = False,
+) -> None:
+    """Move a VM to another host: preflight (every problem at once), move with progress, verify.
+
+    hvauto migrate --shared-nothing vm01 hostB | --live vm01 hostB | --cancel vm01 | --watch vm01
+    """
+    modes = [m for m, on in (("--shared-nothing", shared_nothing), ("--live", live), ("--cancel", cancel),
+                             ("--watch", watch)) if on]
+    problems = []
+    if len(modes) != 1:
+        problems.append("give exactly one of --shared-nothing, --live, --cancel, --watch")
+    if (shared_nothing or live) and not dest:
+        problems.append("a destination host is needed: hvauto migrate --shared-nothing VM DEST")
+    if (cancel or watch) and dest:
+        problems.append(f"{modes[0] if modes else '--cancel'} takes the VM only, no destination")
+    if problems:
+        from hvauto.errors import ValidationError
+
+        raise ValidationError(problems)
+    from hvauto.ops import migrate as ops
+
+    session = get_app(ctx).session
+    bar = Bar(output)
+    if cancel:
+        cres = ops.cancel(session, vm=vm, source=source, what_if=what_if)
+        if output is Output.json:
+            print_json(cres)
+        elif what_if:
+            typer.echo(f"{cres.vm}: would cancel {len(cres.cancelled_jobs)} running job(s) on {cres.source} and "
+                       "remove planned VMs it left on other hosts")
+        elif cres.changed:
+            typer.echo(f"{cres.vm}: cancelled {len(cres.cancelled_jobs)} migration job(s) on {cres.source}"
+                       + (f"; removed the planned VM from {', '.join(cres.planned_removed_from)}"
+                          if cres.planned_removed_from else ""))
+        else:
+            typer.echo(f"{cres.vm}: no migration running and no planned VM left; nothing to cancel")
+        return
+    if watch:
+        try:
+            job = ops.watch_running(session, vm=vm, source=source, on_progress=bar, poll_interval=poll_interval)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted; the migration (if any) goes on",
+                              hint=f"hvauto migrate --cancel {vm} cancels it") from None
+        if job is None:
+            typer.echo(f"{vm}: no migration job to watch")
+        elif output is Output.json:
+            print_json_line({"event": "result", "vm": vm, "job": job})
+        else:
+            typer.echo(f"{vm}: migration job {ops.JOB_STATE_NAMES.get(int(job['job_state']), job['job_state'])}")
+        return
+    assert dest is not None
+    if render:
+        _render(session, vm=vm, dest=dest, source=source, storage_path=storage_path, live=live)
+        return
+    started: list[StartedMove] = []
+    try:
+        res = ops.migrate(session, vm=vm, dest=dest, source=source, storage_path=storage_path, live=live,
+                          what_if=what_if, on_progress=bar, on_started=started.append, poll_interval=poll_interval)
+    except KeyboardInterrupt:
+        _interrupted(session, started[0] if started else None, output)
+        return
+    except PreflightError as exc:
+        if output is Output.json:
+            print_json(exc.to_dict())
+        raise
+    if what_if:
+        _what_if(res, output)
+        return
+    warnings = [p for p in res.problems if not p.blocking]
+    if warnings and output is not Output.json and not res.already_done:
+        note("preflight warnings:")
+        for p in warnings:
+            note(f"  {p.host}: {p.message} (fix: {p.fix})")
+    _report(res, output)
+
+
+# -- storage move ------------------------------------------------------------------------------------------------
+
+@storage_app.command("move")
+def storage_move(
+    ctx: typer.Context,
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
+    path: Annotated[str, typer.Argument(help="Destination folder for all of the VM's files (D:\\VMs\\vm01).")],
+    source: Annotated[str | None, typer.Option("--host", help="The VM's host (else every Hyper-V host is asked).")]
+    = None,
+    poll_interval: PollOpt = 1.0,
+    output: OutputOpt = Output.table,
+    what_if: WhatIfOpt = False,
+    render: RenderOpt = False,
+) -> None:
+    """Move a VM's storage on its host (Move-VMStorage), with progress and verify."""
+    from hvauto.ops import storage as ops
+
+    session = get_app(ctx).session
+    if render:
+        if not source:
+            raise UsageError("--render needs --host HOST: finding the VM would contact the hosts")
+        render_for(session, source, "storage_move_start", {"VmId": "<VMId>", "DestinationStoragePath": path})
+        render_for(session, source, "migrate_status", {"VmId": "<VMId>"})
+        return
+    try:
+        res = ops.move(session, vm=vm, path=path, host=source, what_if=what_if, on_progress=Bar(output),
+                       poll_interval=poll_interval)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; the storage move goes on",
+                          hint=f"hvauto migrate --watch {vm} to watch, hvauto migrate --cancel {vm} to cancel") from None
+    if output is Output.json:
+        print_json_line({"event": "result", **to_jsonable(res)})
+    elif what_if:
+        typer.echo(f"plan (what-if, nothing changed): {res.plan}")
+    elif not res.changed:
+        typer.echo(f"{res.vm}: storage already under {res.path} on {res.host}; nothing to do")
+    else:
+        typer.echo(f"{res.vm}: storage moved to {res.path} on {res.host} in {res.elapsed_seconds:.1f} s "
+                   f"({size(res.bytes_moved)})")
+
+
+# -- evacuate -------------------------------------------------------------------------------------------------
+
+def evacuate(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="The stand-alone Hyper-V host to empty.")],
+    to: Annotated[str | None, typer.Option("--to", help="Destination hosts, comma-separated (default: every other "
+                                           "Hyper-V host).")] = None,
+    max_parallel: Annotated[int | None, typer.Option("--max-parallel", min=1, help="At most N moves at once (the "
+                                                     "hosts' own migration limits always apply).")] = None,
+    poll_interval: PollOpt = 1.0,
+    output: OutputOpt = Output.table,
+    what_if: WhatIfOpt = False,
+) -> None:
+    """Move every VM off a host, placed by free memory and space, within each host's migration limits."""
+    from hvauto.ops import evacuate as ops
+
+    session = get_app(ctx).session
+    targets = [t.strip() for t in to.split(",") if t.strip()] if to else None
+    bar = Bar(output)
+    try:
+        res = ops.evacuate(session, host=host, to=targets, max_parallel=max_parallel, what_if=what_if,
+                           on_progress=bar, poll_interval=poll_interval)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; moves already started go on",
+                          hint="`hvauto migrate --watch VM` / `hvauto migrate --cancel VM` for each") from None
+    if output is Output.json:
+        print_json_line({"event": "result", **to_jsonable(res)})
+    else:
+        from .output import table
+
+        verb = "would move" if what_if else "moved"
+        typer.echo(f"evacuate {res.host}: {sum(1 for v in res.vms if v.status in ('moved', 'planned'))} "
+                   f"{verb}, {sum(1 for v in res.vms if v.status == 'failed')} failed, "
+                   f"{sum(1 for v in res.vms if v.status == 'skipped')} skipped")
+        table(["vm", "to", "status", "seconds", "detail"],
+              [(v.vm, v.dest or "-", v.status, f"{v.elapsed_seconds:.1f}", v.detail) for v in res.vms])
+    code = res.exit_code
+    if code != ExitCode.OK:
+        raise typer.Exit(int(code))

@@ -1,0 +1,595 @@
+"""Live, shared-nothing and storage migration: Compare-VM, Move-VM/Move-VMStorage -AsJob, Msvm_MigrationJob.
+
+A move is a job (kind ``migration_job``, owned by the source host) that takes lab time in
+proportion to what it copies: disk bytes (when the storage moves) plus memory (when the VM
+runs), over the bandwidth of the host pair. ``time_scale`` (lab meta) speeds lab time up.
+Jobs are settled lazily by :func:`settle`, which runs at the start of every lab call inside
+that call's transaction: a finished job is applied to the estate exactly once (the VM
+changes host, its files move under the destination path; free space follows, since it is
+derived), however many polls race for it. Hosts run at most ``MaximumVirtualMachineMigrations``
+(``MaximumStorageMigrations`` for storage moves) at once; more are queued, as Hyper-V does.
+
+Injected failure: a VM with ``lab_fail_migration`` (a percentage) fails when its move reaches
+it (JobState 10), leaving a planned VM on the destination, once.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import uuid
+from typing import Any
+
+from hvauto.lab.estate import MIGRATION_SERVICE, SUPPORTED_VERSIONS, drive_of, memory_free, vms_on, volume_free
+from hvauto.lab.store import Estate
+from hvauto.remote.base import Progress
+
+from . import CmdletError, LabCall, before_every_call, handles
+from .vms import require_hyperv
+
+# CIM_ConcreteJob.JobState
+NEW, STARTING, RUNNING, COMPLETED, TERMINATED, KILLED, EXCEPTION = 2, 3, 4, 7, 8, 9, 10
+ACTIVE = (NEW, STARTING, RUNNING)
+# Msvm_MigrationJob.MigrationType
+VIRTUAL_SYSTEM, STORAGE, VIRTUAL_SYSTEM_AND_STORAGE = 32768, 32769, 32771
+
+#: Lab seconds a job stays visible after it ends (CIM_ConcreteJob.TimeBeforeRemoval, 5 minutes).
+TIME_BEFORE_REMOVAL = 300.0
+#: Storage moves on one host copy between its own volumes.
+LOCAL_COPY_BPS = 2 * 10**9
+
+VM_FQID = "Microsoft.HyperV.PowerShell.Commands.MoveVM"
+
+
+# -- lab time and bandwidth -----------------------------------------------------------------------------
+
+def time_scale(est: Estate) -> float:
+    try:
+        return max(1e-6, float(est.meta("time_scale", "1.0") or "1.0"))
+    except ValueError:
+        return 1.0
+
+
+def pair_key(a: str, b: str) -> str:
+    x, y = sorted((a.lower(), b.lower()))
+    return f"{x}/{y}"
+
+
+def bandwidth(est: Estate, a: str, b: str) -> float:
+    """Bytes per second between two hosts: a ``link`` object if the lab has one, else what both NIC sets carry."""
+    link = est.get("link", pair_key(a, b))
+    if link is not None:
+        return float(link["bandwidth_bps"]) / 8
+    speeds = []
+    for h in (a, b):
+        total = sum(int(n.get("link_speed_bps") or 0) for n in est.all("adapter", host=h) if n.get("status") == "Up")
+        speeds.append(total or 10**10)
+    return min(speeds) / 8
+
+
+# -- names --------------------------------------------------------------------------------------------------
+
+def lab_host(est: Estate, name: str) -> dict[str, Any] | None:
+    """A host by short name or FQDN, as DNS would resolve it."""
+    short = name.strip().split(".")[0]
+    host = est.get("host", short) if short else None
+    if host is None:
+        return None
+    if "." in name and name.lower() != str(host["fqdn"]).lower():
+        return None
+    return host
+
+
+def vm_by_id(est: Estate, host: str, vm_id: str) -> dict[str, Any] | None:
+    vm = est.get("vm", vm_id.lower())
+    if vm is None or str(vm.get("host", "")).lower() != host.lower():
+        return None
+    return vm
+
+
+def get_vm_by_id(call: LabCall, vm_id: str) -> dict[str, Any]:
+    vm = vm_by_id(call.estate, call.name, vm_id)
+    if vm is None:
+        raise CmdletError(f"Hyper-V was unable to find a virtual machine with id '{vm_id}'.",
+                          category="InvalidArgument", fqid="InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM",
+                          target=vm_id)
+    return vm
+
+
+def running(vm: dict[str, Any]) -> bool:
+    return vm["state"] in ("Running", "Paused")
+
+
+def moved_path(dest_path: str, path: str) -> str:
+    return ntpath.join(dest_path, ntpath.basename(path))
+
+
+# -- Hyper-V's checks -------------------------------------------------------------------------------------
+
+def _connect_failure(source: dict[str, Any], dest_given: str, text: str) -> CmdletError:
+    return CmdletError(
+        f"Virtual machine migration operation failed at migration source.\n"
+        f"Failed to establish a connection with host '{dest_given.upper()}': {text}",
+        category="NotSpecified", fqid=f"Unspecified,{VM_FQID}", target=source["name"].upper())
+
+
+def connection_error(est: Estate, source: dict[str, Any], dest_given: str, include_storage: bool) -> CmdletError | None:
+    """What stops the source's VMMS from even talking to the destination's, in the order it meets it."""
+    dest = lab_host(est, dest_given)
+    if dest is None:
+        return _connect_failure(source, dest_given, "No such host is known. (0x80072AF9).")
+    if dest["name"].lower() == source["name"].lower():
+        return CmdletError("The operation cannot be performed because the source and destination host are the same.",
+                           category="InvalidArgument", fqid=f"InvalidParameter,{VM_FQID}", target=dest_given)
+    smig = (source.get("hyperv") or {}).get("migration") or {}
+    if not smig.get("enabled"):
+        return CmdletError(
+            "Virtual machine migration operation failed at migration source.\n"
+            f"Migration is not enabled on host '{source['name'].upper()}'. (Virtual machine migration is disabled.)",
+            category="InvalidOperation", fqid=f"InvalidState,{VM_FQID}", target=source["name"].upper())
+    dmig = (dest.get("hyperv") or {}).get("migration") or {}
+    if not dmig.get("enabled"):
+        # Nothing listens on the migration port (6600) when migration is off.
+        return _connect_failure(source, dest_given, "No connection could be made because the target machine "
+                                "actively refused it. (0x8007274D).")
+    if smig.get("auth_type") == "CredSSP" or dmig.get("auth_type") == "CredSSP":
+        # CredSSP needs the operator logged on to the source: a move started remotely has no credentials to pass.
+        return _connect_failure(source, dest_given, "The credentials supplied to the package were not recognized "
+                                "(0x8009030D).")
+    computer = est.get("computer", source["name"])
+    allowed = {s.lower() for s in (computer or {}).get("allowed_to_delegate_to", [])}
+    needed = [f"{MIGRATION_SERVICE}/{dest_given}"]
+    if include_storage:
+        needed.append(f"cifs/{dest_given}")
+    protocol_ok = source["os"] in ("2012", "2012r2") or bool((computer or {}).get("trusted_to_auth_for_delegation"))
+    if any(s.lower() not in allowed for s in needed) or not protocol_ok:
+        # Kerberos constrained delegation missing (or "Kerberos only" on 2016+): no ticket for the destination.
+        return _connect_failure(source, dest_given, "No credentials are available in the security package "
+                                "(0x8009030E).")
+    return None
+
+
+def incompatibilities(est: Estate, vm: dict[str, Any], dest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Compare-VM's report: what the destination lacks for this VM."""
+    out: list[dict[str, Any]] = []
+    switches = {s["name"].lower() for s in est.all("switch", host=dest["name"])}
+    for adapter in vm.get("adapters") or []:
+        sw = adapter.get("switch")
+        if sw and sw.lower() not in switches:
+            out.append({"message": f"Could not find Ethernet switch '{sw}'.", "message_id": 33012,
+                        "source": "VMNetworkAdapter"})
+    return out
+
+
+def hardware_error(vm: dict[str, Any], source: dict[str, Any], dest: dict[str, Any]) -> CmdletError | None:
+    if vm["version"] not in SUPPORTED_VERSIONS[dest["os"]] or source.get("cpu_vendor") != dest.get("cpu_vendor"):
+        return CmdletError(
+            "The virtual machine cannot be moved to the destination computer. The hardware on the destination "
+            "computer is not compatible with the hardware requirements of this virtual machine.",
+            category="InvalidOperation", fqid=f"Unspecified,{VM_FQID}", target=vm["name"])
+    if vm.get("passthrough_disks"):
+        return CmdletError(
+            f"Virtual machine migration operation for '{vm['name']}' failed at migration source "
+            f"'{source['name'].upper()}'. The virtual machine is attached to a physical (pass-through) disk, which "
+            "cannot be migrated.", category="InvalidOperation", fqid=f"Unspecified,{VM_FQID}", target=vm["name"])
+    return None
+
+
+def _failed_at_destination(vm: dict[str, Any], dest: dict[str, Any], text: str) -> CmdletError:
+    return CmdletError(
+        f"Virtual machine migration operation for '{vm['name']}' failed at migration destination "
+        f"'{dest['name'].upper()}'. (Virtual machine ID {vm['id'].upper()})\n{text}",
+        category="NotSpecified", fqid=f"Unspecified,{VM_FQID}", target=vm["name"])
+
+
+def incoming(est: Estate, dest: str) -> list[dict[str, Any]]:
+    return [j for j in est.all("migration_job") if j["state"] in ACTIVE and j.get("dest", "").lower() == dest.lower()]
+
+
+def resource_error(est: Estate, vm: dict[str, Any], source: dict[str, Any], dest: dict[str, Any], dest_path: str,
+                   include_storage: bool) -> CmdletError | None:
+    if any(j["vm_id"] == vm["id"] and j["state"] in ACTIVE for j in est.all("migration_job")):
+        return CmdletError(
+            f"Virtual machine migration operation for '{vm['name']}' failed at migration source "
+            f"'{source['name'].upper()}'. The operation cannot be performed while the object is in use.",
+            category="ResourceBusy", fqid=f"ObjectInUse,{VM_FQID}", target=vm["name"])
+    if est.get("planned_vm", f"{dest['name']}/{vm['id']}") is not None:
+        return _failed_at_destination(vm, dest, "Cannot create a file when that file already exists. (0x800700B7). "
+                                      "A planned virtual machine with the same identifier exists on the destination.")
+    pending = incoming(est, dest["name"])
+    if running(vm):
+        reserved = sum(int(j["memory_bytes"]) for j in pending)
+        if memory_free(est, dest) - reserved < int(vm["memory_startup"]):
+            return _failed_at_destination(vm, dest, f"'{vm['name']}' could not initialize. Not enough memory in "
+                                          f"the system to start the virtual machine {vm['name']}.")
+    if include_storage:
+        if dest_path.startswith("\\\\"):
+            return None
+        letter = drive_of(dest_path)
+        free = volume_free(est, dest["name"], letter) if letter else None
+        if free is None:
+            return _failed_at_destination(vm, dest, f"Failed to create folder '{dest_path}'. The system cannot find "
+                                          "the path specified. (0x80070003).")
+        reserved = sum(int(j["disk_bytes"]) for j in pending if drive_of(j.get("dest_path", "")) == letter)
+        if free - reserved < sum(int(d["file_size"]) for d in vm["disks"]):
+            return _failed_at_destination(vm, dest, "There is not enough space on the disk. (0x80070070).")
+    else:
+        for d in vm["disks"]:
+            if not d["path"].startswith("\\\\"):
+                return _failed_at_destination(vm, dest, f"'{vm['name']}' failed to open attachment '{d['path']}'. "
+                                              "Error: 'The system cannot find the path specified.' (0x80070003).")
+    return None
+
+
+# -- jobs ----------------------------------------------------------------------------------------------------
+
+def job_view(j: dict[str, Any], est: Estate, now: float) -> dict[str, Any]:
+    scale = time_scale(est)
+    if j["state"] == RUNNING:
+        elapsed = (now - float(j["started_at"])) * scale
+    elif j.get("finished_at") and j.get("started_at"):
+        elapsed = (float(j["finished_at"]) - float(j["started_at"])) * scale
+    else:
+        elapsed = 0.0
+    return {
+        "instance_id": j["key"],
+        "job_state": j["state"],
+        "percent_complete": int(j.get("percent", 0)),
+        "error_code": int(j.get("error_code", 0)),
+        "error_description": j.get("error_description", ""),
+        "destination_host": j.get("dest_given", ""),
+        "migration_type": j["migration_type"],
+        "start_time": j.get("start_time"),
+        "elapsed_seconds": int(elapsed),
+    }
+
+
+def jobs_for(est: Estate, host: str, vm_id: str, now: float) -> list[dict[str, Any]]:
+    return [job_view(j, est, now) for j in est.all("migration_job", host=host) if j["vm_id"].lower() == vm_id.lower()]
+
+
+def _slots(j: dict[str, Any]) -> list[tuple[str, str]]:
+    if j["migration_type"] == STORAGE:
+        return [(j["source"].lower(), "max_storage_migrations")]
+    return [(j["source"].lower(), "max_vm_migrations"), (j["dest"].lower(), "max_vm_migrations")]
+
+
+def _limit(est: Estate, host: str, kind: str) -> int:
+    h = est.get("host", host) or {}
+    return int((((h.get("hyperv") or {}).get("migration") or {}).get(kind)) or 2)
+
+
+def _apply(est: Estate, j: dict[str, Any]) -> None:
+    """The move is done: the estate changes, once (the job's state changes in the same transaction)."""
+    vm = est.get("vm", j["vm_id"])
+    if vm is None:  # pragma: no cover - the VM cannot vanish while its job runs
+        return
+    if j["include_storage"]:
+        vm["path"] = j["dest_path"]
+        for d in vm["disks"]:
+            d["path"] = moved_path(j["dest_path"], d["path"])
+    if j["migration_type"] != STORAGE:
+        vm["host"] = j["dest"]
+        est.delete("planned_vm", f"{j['dest']}/{j['vm_id']}")
+    est.put("vm", vm["key"], vm, host=vm["host"])
+    # A counter tests read to show each move is applied exactly once, however many polls race.
+    est.set_meta("migrations_applied", str(int(est.meta("migrations_applied", "0") or "0") + 1))
+
+
+def _fail(est: Estate, j: dict[str, Any]) -> None:
+    vm = est.get("vm", j["vm_id"]) or {"name": j["vm_name"], "id": j["vm_id"]}
+    j["state"] = EXCEPTION
+    j["error_code"] = 32768
+    where = "source" if j["migration_type"] == STORAGE else "destination"
+    host = j["source"] if j["migration_type"] == STORAGE else j["dest"]
+    j["error_description"] = (
+        f"Virtual machine migration operation for '{vm['name']}' failed at migration {where} '{host.upper()}'. "
+        f"(Virtual machine ID {str(vm['id']).upper()})\nThe Virtual Machine Management Service encountered an error "
+        "while transferring the virtual machine's storage: The specified network name is no longer available. "
+        "(0x80070040).")
+    if "lab_fail_migration" in vm:
+        vm.pop("lab_fail_migration")
+        est.put("vm", vm["key"], vm, host=vm["host"])
+
+
+@before_every_call
+def settle(call: LabCall) -> None:
+    """Bring every migration job up to ``call.now``: progress, completion, failure, queue."""
+    est, now = call.estate, call.now
+    jobs = est.all("migration_job")
+    if not jobs:
+        return
+    scale = time_scale(est)
+    changed: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        if j["state"] != RUNNING:
+            if j["state"] not in ACTIVE and now - float(j.get("finished_at") or now) > TIME_BEFORE_REMOVAL / scale:
+                est.delete("migration_job", j["key"])
+            continue
+        duration = float(j["duration"])
+        elapsed = (now - float(j["started_at"])) * scale
+        percent = 100 if duration <= 0 else min(100, int(elapsed * 100 / duration))
+        fail_at = j.get("fail_at")
+        if fail_at is not None and percent >= int(fail_at):
+            j["percent"] = int(fail_at)
+            j["finished_at"] = float(j["started_at"]) + duration * int(fail_at) / 100 / scale
+            _fail(est, j)
+        elif elapsed >= duration:
+            j["percent"] = 100
+            j["state"] = COMPLETED
+            j["finished_at"] = float(j["started_at"]) + duration / scale
+            _apply(est, j)
+        else:
+            j["percent"] = percent
+        changed[j["key"]] = j
+    # Start queued jobs as slots free up, oldest first.
+    busy: dict[tuple[str, str], int] = {}
+    for j in jobs:
+        if j["state"] == RUNNING:
+            for slot in _slots(j):
+                busy[slot] = busy.get(slot, 0) + 1
+    for j in sorted((j for j in jobs if j["state"] == NEW), key=lambda x: float(x["queued_at"])):
+        if all(busy.get(s, 0) < _limit(est, s[0], s[1]) for s in _slots(j)):
+            j["state"] = RUNNING
+            j["started_at"] = now
+            for slot in _slots(j):
+                busy[slot] = busy.get(slot, 0) + 1
+            changed[j["key"]] = j
+    for j in changed.values():
+        est.put("migration_job", j["key"], j, host=j["source"])
+    # What a test reads to show the limits held: jobs running, and jobs submitted (running or queued) at once.
+    submitted: dict[tuple[str, str], int] = {}
+    for j in list(changed.values()) + [j for j in jobs if j["key"] not in changed]:
+        if j["state"] in ACTIVE:
+            for slot in _slots(j):
+                submitted[slot] = submitted.get(slot, 0) + 1
+    for prefix, counts in (("peak_", busy), ("peak_submitted_", submitted)):
+        for (host, kind), n in counts.items():
+            key = f"{prefix}{kind}/{host}"
+            if n > int(est.meta(key, "0") or "0"):
+                est.set_meta(key, str(n))
+
+
+def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, dest_given: str, dest_path: str,
+             include_storage: bool) -> dict[str, Any]:
+    est = call.estate
+    disk_bytes = sum(int(d["file_size"]) for d in vm["disks"]) if include_storage else 0
+    memory_bytes = int(vm["memory_startup"]) if running(vm) and dest is not None else 0
+    if dest is None:
+        migration_type, bps = STORAGE, float(LOCAL_COPY_BPS)
+    else:
+        migration_type = VIRTUAL_SYSTEM_AND_STORAGE if include_storage else VIRTUAL_SYSTEM
+        bps = bandwidth(est, call.name, dest["name"])
+    job = {
+        "key": "{" + str(uuid.uuid4()).upper() + "}",
+        "vm_id": vm["id"],
+        "vm_name": vm["name"],
+        "source": call.name,
+        "dest": dest["name"] if dest is not None else call.name,
+        "dest_given": dest_given,
+        "dest_path": dest_path,
+        "include_storage": include_storage,
+        "migration_type": migration_type,
+        "disk_bytes": disk_bytes,
+        "memory_bytes": memory_bytes,
+        "duration": (disk_bytes + memory_bytes) / bps,
+        "state": NEW,
+        "percent": 0,
+        "queued_at": call.now,
+        "started_at": None,
+        "start_time": None,
+        "fail_at": vm.get("lab_fail_migration"),
+    }
+    return job
+
+
+def _enqueue(call: LabCall, job: dict[str, Any]) -> None:
+    from datetime import datetime, timezone
+
+    job["start_time"] = datetime.fromtimestamp(call.now, tz=timezone.utc).isoformat()
+    call.estate.put("migration_job", job["key"], job, host=call.name)
+    settle(call)  # starts it now when a slot is free, else it waits in the queue
+
+
+# -- handlers -------------------------------------------------------------------------------------------------
+
+def _migration_settings(h: dict[str, Any]) -> dict[str, Any]:
+    m = h["hyperv"]["migration"]
+    return {k: m[k] for k in ("enabled", "auth_type", "use_any_network", "networks", "max_vm_migrations",
+                              "max_storage_migrations")}
+
+
+@handles("migrate_source_preflight")
+def migrate_source_preflight(call: LabCall) -> dict[str, Any]:
+    require_hyperv(call)
+    est, p = call.estate, call.params
+    name = str(p["Name"])
+    # -eq compares case-insensitively in PowerShell.
+    found = [vm for vm in vms_on(est, call.name) if vm["name"].lower() == name.lower()]
+    vms, jobs = [], []
+    for vm in found:
+        vms.append({
+            "name": vm["name"], "id": vm["id"], "state": vm["state"], "version": vm["version"],
+            "memory_startup_bytes": vm["memory_startup"], "memory_assigned_bytes": vm["memory_startup"] if running(vm) else 0,
+            "clustered": vm["clustered"], "path": vm["path"],
+            "disks": [{"path": d["path"], "size_bytes": d["size"], "file_size_bytes": d["file_size"]} for d in vm["disks"]],
+            "passthrough_disks": [str(n) for n in vm.get("passthrough_disks") or []],
+            "switches": [a["switch"] for a in vm["adapters"]],
+        })
+        jobs.extend(jobs_for(est, call.name, vm["id"], call.now))
+    compare: dict[str, Any] = {"ran": False, "error": None, "incompatibilities": []}
+    if len(found) == 1:
+        include = bool(p.get("IncludeStorage"))
+        err = connection_error(est, call.host, str(p["DestinationHost"]), include)
+        if err is not None:
+            compare["error"] = err.record
+        else:
+            dest = lab_host(est, str(p["DestinationHost"]))
+            assert dest is not None
+            compare["ran"] = True
+            compare["incompatibilities"] = incompatibilities(est, found[0], dest)
+    return {
+        "computer_name": call.name.upper(),
+        "os_version": call.host["os_version"],
+        "cpu_vendor": call.host.get("cpu_vendor", ""),
+        "migration": _migration_settings(call.host),
+        "vms": vms,
+        "compare": compare,
+        "jobs": jobs,
+    }
+
+
+@handles("migrate_dest_preflight")
+def migrate_dest_preflight(call: LabCall) -> dict[str, Any]:
+    require_hyperv(call)
+    est, p, h = call.estate, call.params, call.host
+    name, vm_id = str(p["Name"]), str(p.get("VmId") or "")
+    path = str(p.get("Path") or "") or str(h["hyperv"]["vm_path"])
+    info: dict[str, Any] = {"given": path, "unc": False, "drive_exists": False, "exists": False, "free_bytes": None}
+    if path:
+        if path.startswith("\\\\"):
+            info.update(unc=True, drive_exists=True, exists=True)
+        else:
+            free = volume_free(est, call.name, drive_of(path)) if drive_of(path) else None
+            if free is not None:
+                info.update(drive_exists=True, free_bytes=free)
+                prefix = path.rstrip("\\").lower()
+                info["exists"] = prefix.lower() in {h["hyperv"]["vm_path"].lower(), f"{drive_of(path).lower()}:"} or any(
+                    vm["path"].lower().startswith(prefix) for vm in vms_on(est, call.name))
+    here = [
+        {"name": vm["name"], "id": vm["id"], "state": vm["state"], "path": vm["path"],
+         "disks": [d["path"] for d in vm["disks"]]}
+        for vm in vms_on(est, call.name)
+        if vm["name"].lower() == name.lower() or (vm_id and vm["id"].lower() == vm_id.lower())
+    ]
+    planned = []
+    if vm_id:
+        pv = est.get("planned_vm", f"{call.name}/{vm_id}")
+        if pv is not None:
+            planned.append({"id": pv["id"], "name": pv["name"]})
+    return {
+        "computer_name": call.name.upper(),
+        "fqdn": h["fqdn"],
+        "os_version": h["os_version"],
+        "cpu_vendor": h.get("cpu_vendor", ""),
+        "memory_free_bytes": memory_free(est, h),
+        "vm_path": h["hyperv"]["vm_path"],
+        "migration": _migration_settings(h),
+        "switches": [s["name"] for s in est.all("switch", host=call.name)],
+        "supported_versions": SUPPORTED_VERSIONS[h["os"]],
+        "path": info,
+        "vms": here,
+        "planned": planned,
+    }
+
+
+@handles("migrate_start")
+def migrate_start(call: LabCall) -> dict[str, Any]:
+    require_hyperv(call)
+    est, p = call.estate, call.params
+    vm = get_vm_by_id(call, str(p["VmId"]))
+    dest_given = str(p["DestinationHost"])
+    include = bool(p.get("IncludeStorage"))
+    dest_path = str(p.get("DestinationStoragePath") or "")
+    if include and not dest_path:
+        raise CmdletError("Cannot validate argument on parameter 'DestinationStoragePath'. The argument is null or "
+                          "empty.", category="InvalidData", fqid=f"ParameterArgumentValidationError,{VM_FQID}")
+    err = connection_error(est, call.host, dest_given, include)
+    if err is not None:
+        raise err
+    dest = lab_host(est, dest_given)
+    assert dest is not None
+    report = incompatibilities(est, vm, dest)
+    if report:
+        raise _failed_at_destination(vm, dest, report[0]["message"])
+    err = hardware_error(vm, call.host, dest) or resource_error(est, vm, call.host, dest, dest_path, include)
+    if err is not None:
+        raise err
+    job = _new_job(call, vm, dest=dest, dest_given=dest_given, dest_path=dest_path, include_storage=include)
+    est.put("planned_vm", f"{dest['name']}/{vm['id']}",
+            {"key": f"{dest['name']}/{vm['id']}", "host": dest["name"], "id": vm["id"], "name": vm["name"],
+             "source": call.name}, host=dest["name"])
+    _enqueue(call, job)
+    return {"started": True, "ps_job_id": 1, "ps_job_state": "Running",
+            "jobs": jobs_for(est, call.name, vm["id"], call.now)}
+
+
+@handles("storage_move_start")
+def storage_move_start(call: LabCall) -> dict[str, Any]:
+    require_hyperv(call)
+    est, p = call.estate, call.params
+    vm = get_vm_by_id(call, str(p["VmId"]))
+    dest_path = str(p["DestinationStoragePath"])
+    if any(j["vm_id"] == vm["id"] and j["state"] in ACTIVE for j in est.all("migration_job")):
+        raise CmdletError(f"The operation cannot be performed while the virtual machine '{vm['name']}' is being "
+                          "migrated.", category="ResourceBusy", fqid="ObjectInUse,Microsoft.HyperV.PowerShell.Commands."
+                          "MoveVMStorage", target=vm["name"])
+    if not dest_path.startswith("\\\\"):
+        letter = drive_of(dest_path)
+        free = volume_free(est, call.name, letter) if letter else None
+        if free is None:
+            raise CmdletError(f"Failed to create folder '{dest_path}'. The system cannot find the path specified. "
+                              "(0x80070003).", category="ObjectNotFound",
+                              fqid="ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.MoveVMStorage", target=vm["name"])
+        same = sum(int(d["file_size"]) for d in vm["disks"] if drive_of(d["path"]) == letter)
+        if free + same < sum(int(d["file_size"]) for d in vm["disks"]):
+            raise CmdletError("There is not enough space on the disk. (0x80070070).", category="WriteError",
+                              fqid="OperationFailed,Microsoft.HyperV.PowerShell.Commands.MoveVMStorage", target=vm["name"])
+    job = _new_job(call, vm, dest=None, dest_given="", dest_path=dest_path, include_storage=True)
+    _enqueue(call, job)
+    return {"started": True, "ps_job_id": 1, "ps_job_state": "Running",
+            "jobs": jobs_for(est, call.name, vm["id"], call.now)}
+
+
+@handles("migrate_status")
+def migrate_status(call: LabCall) -> dict[str, Any]:
+    require_hyperv(call)
+    est, vm_id = call.estate, str(call.params["VmId"])
+    vm = vm_by_id(est, call.name, vm_id)
+    here = None
+    if vm is not None:
+        here = {"name": vm["name"], "id": vm["id"], "state": vm["state"], "path": vm["path"],
+                "disks": [d["path"] for d in vm["disks"]]}
+    jobs = jobs_for(est, call.name, vm_id, call.now)
+    for j in jobs:
+        if j["job_state"] in ACTIVE:
+            call.report(Progress(activity=f"Moving {here['name'] if here else vm_id}", status="Running",
+                                 percent=j["percent_complete"], operation="Msvm_MigrationJob"))
+    return {"vm": here, "jobs": jobs}
+
+
+@handles("migrate_cancel")
+def migrate_cancel(call: LabCall) -> dict[str, Any]:
+    require_hyperv(call)
+    est, vm_id = call.estate, str(call.params["VmId"])
+    cancelled, codes = [], []
+    for j in est.all("migration_job", host=call.name):
+        if j["vm_id"].lower() != vm_id.lower() or j["state"] not in ACTIVE:
+            continue
+        j["state"] = TERMINATED
+        j["finished_at"] = call.now
+        j["error_description"] = "The operation was cancelled."
+        est.put("migration_job", j["key"], j, host=j["source"])
+        cancelled.append(j["key"])
+        codes.append(0)
+    return {"cancelled": cancelled, "return_values": codes, "jobs": jobs_for(est, call.name, vm_id, call.now)}
+
+
+@handles("migrate_cleanup")
+def migrate_cleanup(call: LabCall) -> dict[str, Any]:
+    require_hyperv(call)
+    est, vm_id = call.estate, str(call.params["VmId"])
+    removed = []
+    key = f"{call.name}/{vm_id}"
+    pv = est.get("planned_vm", key)
+    if pv is not None:
+        busy = any(j["vm_id"].lower() == vm_id.lower() and j["state"] in ACTIVE and j["dest"].lower() == call.name.lower()
+                   for j in est.all("migration_job"))
+        if busy:
+            raise CmdletError("The operation cannot be performed while the object is in use.", category="ResourceBusy",
+                              fqid="ObjectInUse", target=pv["name"])
+        est.delete("planned_vm", key)
+        removed.append({"id": pv["id"], "name": pv["name"]})
+    return {"removed": removed, "return_values": [0 for _ in removed]}
+
+
+__all__ = ["settle"]

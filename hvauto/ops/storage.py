@@ -1,0 +1,68 @@
+"""Move a VM's storage on its own host (Move-VMStorage): locate, check, start, watch, verify."""
+
+from __future__ import annotations
+
+import ntpath
+import time
+from dataclasses import dataclass
+
+from hvauto.errors import ErrorRecord, HvautoError, RemoteScriptError, ValidationError
+from hvauto.ops import migrate as mig
+from hvauto.session import Session
+
+
+@dataclass
+class StorageMoveResult:
+    vm: str
+    host: str
+    path: str
+    changed: bool
+    what_if: bool = False
+    plan: str = ""
+    elapsed_seconds: float = 0.0
+    bytes_moved: int = 0
+
+
+def move(session: Session, *, vm: str, path: str, host: str | None = None, what_if: bool = False,
+         on_progress: mig.ProgressFn | None = None, poll_interval: float = 1.0) -> StorageMoveResult:
+    """``hvauto storage move VM PATH``: every file of the VM under PATH, on the same host."""
+    problems = []
+    if not mig.is_windows_path(path):
+        problems.append(f"{path!r} is not an absolute Windows path (D:\\VMs\\vm01 or \\\\server\\share\\vm01)")
+    if problems:
+        raise ValidationError(problems)
+    mig.validate(session, vm=vm, dest=None, source=host, storage_path=path)
+    loc = mig.locate_one(session, vm, hosts=[session.host(host).name] if host else None)
+    disks = [d.path for d in loc.vm.disks]
+    bytes_total = loc.vm.disk_bytes
+    res = StorageMoveResult(vm=loc.vm.name, host=loc.host, path=path, changed=False, what_if=what_if,
+                            bytes_moved=bytes_total)
+    if disks and all(mig._under(d, path) for d in disks):
+        return res
+    res.plan = (f"Move-VMStorage {loc.vm.name} on {loc.host}: {len(disks)} disk(s), "
+                f"{bytes_total / 1024**3:.1f} GiB, to {path}")
+    if what_if:
+        return res
+    started = time.monotonic()
+    try:
+        session.run(loc.host, "storage_move_start", {"VmId": loc.vm.id, "DestinationStoragePath": path})
+    except HvautoError as exc:
+        if not getattr(exc, "sent", False):
+            raise
+        # The answer was lost after the request went out: watch whatever started, never send it twice.
+    final = mig.watch(session, source=loc.host, vm=loc.vm.name, vm_id=loc.vm.id, dest=loc.host,
+                      bytes_total=bytes_total, on_progress=on_progress, poll_interval=poll_interval)
+    if final is not None and int(final["job_state"]) != mig.COMPLETED:
+        rec = ErrorRecord(message=str(final.get("error_description") or "the storage move failed"),
+                          fqid=f"MigrationJob{mig.JOB_STATE_NAMES.get(int(final['job_state']))}")
+        raise RemoteScriptError(loc.host, "migrate_status", [rec], hint=f"{loc.vm.name}'s files stay where they were")
+    status = session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data
+    there = status.get("vm") or {}
+    outside = [d for d in there.get("disks") or [] if not mig._under(d, path)]
+    if not there or outside:
+        raise HvautoError(f"the storage move of {loc.vm.name} finished but does not verify: disks outside {path}: "
+                          f"{', '.join(outside) or '(VM not found)'}")
+    res.changed = True
+    res.elapsed_seconds = time.monotonic() - started
+    res.path = ntpath.normpath(path)
+    return res

@@ -1,0 +1,364 @@
+"""Migration through the real CLI and the in-process lab: preflight, progress, verify, idempotency, faults."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from hvauto.errors import ExitCode
+from hvauto.lab.estate import GiB
+
+from .conftest import Lab, hv
+
+FAST = ("--poll-interval", "0.01")
+
+
+def set_speed(lab: Lab, scale: float) -> None:
+    with lab.store.transaction() as est:
+        est.set_meta("time_scale", str(scale))
+
+
+def meta(lab: Lab, key: str) -> str | None:
+    with lab.store.transaction() as est:
+        return est.meta(key)
+
+
+def vm_record(lab: Lab, name: str) -> dict[str, Any]:
+    with lab.store.transaction() as est:
+        return next(v for v in est.all("vm") if v["name"] == name)
+
+
+def set_vm(lab: Lab, name: str, **changes: Any) -> None:
+    with lab.store.transaction() as est:
+        vm = next(v for v in est.all("vm") if v["name"] == name)
+        vm.update(changes)
+        est.put("vm", vm["key"], vm, host=vm["host"])
+
+
+def set_migration(lab: Lab, host: str, **changes: Any) -> None:
+    with lab.store.transaction() as est:
+        h = est.get("host", host)
+        assert h is not None
+        h["hyperv"]["migration"].update(changes)
+        est.put("host", host, h, host=host)
+
+
+def planned_vms(lab: Lab) -> list[dict[str, Any]]:
+    with lab.store.transaction() as est:
+        return est.all("planned_vm")
+
+
+@pytest.fixture
+def fast_lab(lab: Lab) -> Lab:
+    set_speed(lab, 2000)
+    return lab
+
+
+def test_shared_nothing_moves_vm01_with_a_progress_bar_then_a_rerun_is_a_noop(fast_lab: Lab) -> None:
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST)
+    assert res.code == 0, res.err
+    assert "100%" in res.err and "[#" in res.err
+    assert "moved from hostA to hostB" in res.out
+    assert "verified: vm01 is gone from hostA" in res.out
+    listed = hv("vm", "list", "hostB", "-o", "json").json()["vms"]
+    vm01 = next(v for v in listed if v["name"] == "vm01")
+    assert vm01["state"] == "Running"
+    assert all(d["path"].startswith("D:\\Hyper-V\\vm01\\") for d in vm01["disks"])
+    assert "vm01" not in {v["name"] for v in hv("vm", "list", "hostA", "-o", "json").json()["vms"]}
+    assert fast_lab.calls(template="migrate_start") == 1
+
+    before = fast_lab.store.snapshot()
+    again = hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST)
+    assert again.code == 0, again.err
+    assert "already on hostB" in again.out and "nothing to do" in again.out
+    assert fast_lab.calls(template="migrate_start") == 1
+    assert fast_lab.store.snapshot() == before
+
+
+def test_free_space_follows_the_move(fast_lab: Lab) -> None:
+    from hvauto.lab.estate import volume_free
+
+    with fast_lab.store.transaction() as est:
+        a_before, b_before = volume_free(est, "hostA", "D"), volume_free(est, "hostB", "D")
+    assert hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST).code == 0
+    with fast_lab.store.transaction() as est:
+        assert volume_free(est, "hostA", "D") == (a_before or 0) + 22 * GiB
+        assert volume_free(est, "hostB", "D") == (b_before or 0) - 22 * GiB
+
+
+def test_json_output_is_progress_lines_then_a_result(fast_lab: Lab) -> None:
+    res = hv("migrate", "--shared-nothing", "vm02", "hostB", "-o", "json", *FAST)
+    assert res.code == 0, res.err
+    lines = res.json_lines()
+    assert [line["event"] for line in lines][-1] == "result"
+    progress = [line for line in lines if line["event"] == "progress"]
+    assert progress and progress[-1]["percent"] == 100 and progress[-1]["state"] == "Completed"
+    result = lines[-1]
+    assert result["changed"] is True and result["dest"] == "hostB"
+    assert result["bytes_moved"] == 9 * GiB  # vm02 is off: its disks, no memory
+
+
+def test_moving_back_fails_preflight_naming_the_missing_delegation(fast_lab: Lab) -> None:
+    assert hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST).code == 0
+    before = fast_lab.store.snapshot()
+    res = hv("migrate", "--shared-nothing", "vm01", "hostA", *FAST)
+    assert res.code == ExitCode.PREFLIGHT
+    assert "hostB may not delegate to hostA" in res.err
+    assert "cifs/hostA" in res.err and "Microsoft Virtual System Migration Service/hostA.lab.test" in res.err
+    assert "hvauto delegation grant hostB --to hostA" in res.err
+    assert "nothing was changed" in res.err
+    assert fast_lab.calls(template="migrate_start") == 1
+    assert fast_lab.store.snapshot() == before
+
+
+def test_hv12_lists_every_problem_at_once_and_moves_nothing(fast_lab: Lab) -> None:
+    before = fast_lab.store.snapshot()
+    res = hv("migrate", "--shared-nothing", "vm02", "hv12", "-o", "json", *FAST)
+    assert res.code == ExitCode.PREFLIGHT
+    checks = {p["check"] for p in res.json()["problems"] if p["blocking"]}
+    assert {"dest.migration", "dest.auth", "dest.switch", "dest.config_version", "delegation"} <= checks
+    fixes = " ".join(p["fix"] for p in res.json()["problems"])
+    assert "hvauto host migration hv12 --enable --auth kerberos" in fixes
+    assert "hvauto switch create hv12 External" in fixes
+    assert fast_lab.calls(template="migrate_start") == 0
+    assert fast_lab.store.snapshot() == before
+
+
+def test_missing_switch_comes_from_compare_vm_with_message_33012(fast_lab: Lab) -> None:
+    with fast_lab.store.transaction() as est:
+        est.delete("switch", "hostB/External")
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", "-o", "json", *FAST)
+    assert res.code == ExitCode.PREFLIGHT
+    switch = [p for p in res.json()["problems"] if p["check"] == "dest.switch"]
+    assert len(switch) == 1 and switch[0]["message_id"] == 33012
+
+
+def test_what_if_prints_plan_and_preflight_and_changes_nothing(fast_lab: Lab) -> None:
+    before = fast_lab.store.snapshot()
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", "--what-if")
+    assert res.code == 0, res.err
+    assert "plan (what-if" in res.out and "Move-VM -IncludeStorage" in res.out
+    assert "preflight: no problems found" in res.out
+    assert fast_lab.calls(template="migrate_start") == 0
+    assert fast_lab.store.snapshot() == before
+    blocked = hv("migrate", "--shared-nothing", "vm02", "hv12", "--what-if")
+    assert blocked.code == ExitCode.PREFLIGHT and "[BLOCKING]" in blocked.out
+
+
+def test_render_prints_the_scripts_and_contacts_no_host(fast_lab: Lab) -> None:
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", "--from", "hostA", "--render")
+    assert res.code == 0, res.err
+    for template in ("migrate_source_preflight", "migrate_dest_preflight", "ad_computer_get", "migrate_start",
+                     "migrate_status"):
+        assert f"# ---- {template} for" in res.out
+    assert "Move-VM -VM $vm -DestinationHost $DestinationHost -IncludeStorage" in res.out
+    assert fast_lab.calls() == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["migrate", "--shared-nothing", "nosuchvm", "hostB"], ExitCode.NOT_FOUND, "was not found"),
+        (["migrate", "--shared-nothing", "vm01", "nosuchhost"], ExitCode.USAGE, "unknown host"),
+        (["migrate", "--shared-nothing", "vm01", "dc01"], ExitCode.USAGE, "not a Hyper-V host"),
+        (["migrate", "--shared-nothing", "vm01", "hostB", "--storage-path", "relative\\dir"], ExitCode.USAGE,
+         "not an absolute Windows path"),
+        (["migrate", "vm01", "hostB"], ExitCode.USAGE, "exactly one of"),
+        (["migrate", "--shared-nothing", "vm01"], ExitCode.USAGE, "destination host is needed"),
+    ],
+)
+def test_bad_input_and_unknown_vms(fast_lab: Lab, argv: list[str], code: int, needle: str) -> None:
+    res = hv(*argv)
+    assert res.code == code, res.err
+    assert needle in res.err
+    assert "Traceback" not in res.err
+    assert fast_lab.calls(template="migrate_start") == 0
+    if code == ExitCode.USAGE:
+        assert fast_lab.calls() == 0
+
+
+def test_a_vm_on_two_hosts_is_ambiguous(fast_lab: Lab) -> None:
+    with fast_lab.store.transaction() as est:
+        vm = next(v for v in est.all("vm") if v["name"] == "vm02")
+        twin = {**vm, "key": "twin", "id": "twin", "host": "hostB"}
+        est.put("vm", "twin", twin, host="hostB")
+    res = hv("migrate", "--shared-nothing", "vm02", "hv12")
+    assert res.code == ExitCode.NOT_FOUND
+    assert "more than one host: hostA, hostB" in res.err
+    assert "--from" in res.err
+
+
+def test_a_move_failing_half_way_cleans_the_planned_vm_and_keeps_the_vm(fast_lab: Lab) -> None:
+    set_vm(fast_lab, "vm02", lab_fail_migration=50)
+    res = hv("migrate", "--shared-nothing", "vm02", "hostB", *FAST)
+    assert res.code == ExitCode.REMOTE
+    assert "failed at migration destination 'HOSTB'" in res.err
+    assert "planned VM it left on hostB was removed" in res.err
+    assert vm_record(fast_lab, "vm02")["host"].lower() == "hosta"
+    assert planned_vms(fast_lab) == []
+    # The fault fires once: the next attempt goes through.
+    assert hv("migrate", "--shared-nothing", "vm02", "hostB", *FAST).code == 0
+
+
+def test_faults_while_polling_never_start_a_second_move(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 50)  # vm01 takes ~0.1 s of real time
+    store = fast_lab.store
+    injected = threading.Event()
+
+    from hvauto.ops import migrate as ops
+
+    def on_progress(p: ops.MoveProgress) -> None:
+        if not injected.is_set():
+            injected.set()
+            store.set_fault("hostA", fail_next=5, kind="timeout")  # the answers of five polls are lost
+
+    from hvauto.remote.retry import NO_RETRY
+
+    with fast_lab.session(retry=NO_RETRY) as session:
+        res = ops.migrate(session, vm="vm01", dest="hostB", on_progress=on_progress, poll_interval=0.01)
+    assert res.changed and res.verified
+    assert injected.is_set()
+    assert fast_lab.calls(host="hostA", template="migrate_start") == 1
+    assert store.calls(host="hostA", template="migrate_status") >= 6
+
+
+def test_a_lost_answer_to_the_start_is_reinspected_not_resent(fast_lab: Lab) -> None:
+    from hvauto.ops import migrate as ops
+    from hvauto.remote.retry import RetryPolicy
+
+    store = fast_lab.store
+    with fast_lab.session(retry=RetryPolicy(attempts=4, initial=0.01, maximum=0.01, jitter=0)) as session:
+        original = session.run_script
+
+        def run_script(host: str, script: Any, **kw: Any) -> Any:
+            if script.template == "migrate_start":
+                store.set_fault(host, fail_next=1, kind="timeout")
+            return original(host, script, **kw)
+
+        session.run_script = run_script  # type: ignore[method-assign]
+        with pytest.raises(Exception) as info:
+            ops.migrate(session, vm="vm01", dest="hostB", poll_interval=0.01)
+    assert "nothing was sent again" in str(info.value)
+    assert store.calls(host="hostA", template="migrate_start") == 1
+
+
+def test_a_running_move_is_resumed_not_restarted(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 20)
+    with fast_lab.session() as session:
+        session.run("hostA", "migrate_start", {"VmId": vm_record(fast_lab, "vm01")["id"], "DestinationHost": "hostB.lab.test",
+                                               "DestinationStoragePath": "D:\\Hyper-V\\vm01", "IncludeStorage": True})
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST)
+    assert res.code == 0, res.err
+    assert "resumed watching" in res.out
+    assert fast_lab.calls(template="migrate_start") == 1
+
+
+def test_cancel_ends_the_job_and_removes_the_planned_vm(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 0.01)  # the move would take minutes
+    vm_id = vm_record(fast_lab, "vm01")["id"]
+    with fast_lab.session() as session:
+        session.run("hostA", "migrate_start", {"VmId": vm_id, "DestinationHost": "hostB.lab.test",
+                                               "DestinationStoragePath": "D:\\Hyper-V\\vm01", "IncludeStorage": True})
+    assert len(planned_vms(fast_lab)) == 1
+    res = hv("migrate", "--cancel", "vm01")
+    assert res.code == 0, res.err
+    assert "cancelled 1 migration job(s) on hostA" in res.out and "removed the planned VM from hostB" in res.out
+    assert planned_vms(fast_lab) == []
+    assert vm_record(fast_lab, "vm01")["host"].lower() == "hosta"
+    again = hv("migrate", "--cancel", "vm01")
+    assert again.code == 0 and "nothing to cancel" in again.out
+
+
+def test_completion_is_applied_exactly_once_under_concurrent_polls(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 10**6)
+    vm_id = vm_record(fast_lab, "vm01")["id"]
+    with fast_lab.session() as session:
+        session.run("hostA", "migrate_start", {"VmId": vm_id, "DestinationHost": "hostB.lab.test",
+                                               "DestinationStoragePath": "D:\\Hyper-V\\vm01", "IncludeStorage": True})
+
+    def poll(host: str) -> None:
+        with fast_lab.session() as s:
+            s.run(host, "migrate_status", {"VmId": vm_id})
+
+    threads = [threading.Thread(target=poll, args=(h,)) for h in ("hostA", "hostB") * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert meta(fast_lab, "migrations_applied") == "1"
+    assert vm_record(fast_lab, "vm01")["host"].lower() == "hostb"
+    assert vm_record(fast_lab, "vm01")["disks"][0]["path"] == "D:\\Hyper-V\\vm01\\vm01.vhdx"
+
+
+def test_live_move_needs_storage_on_a_share(fast_lab: Lab) -> None:
+    res = hv("migrate", "--live", "vm01", "hostB", "-o", "json", *FAST)
+    assert res.code == ExitCode.PREFLIGHT
+    assert {p["check"] for p in res.json()["problems"]} >= {"vm.storage"}
+    share = "\\\\fs01.lab.test\\VMs\\vm01\\vm01.vhdx"
+    set_vm(fast_lab, "vm01", disks=[{"path": share, "size": 60 * GiB, "file_size": 22 * GiB}])
+    ok = hv("migrate", "--live", "vm01", "hostB", *FAST)
+    assert ok.code == 0, ok.err
+    moved = vm_record(fast_lab, "vm01")
+    assert moved["host"].lower() == "hostb" and moved["disks"][0]["path"] == share
+
+
+def test_storage_move_moves_the_files_on_the_same_host(fast_lab: Lab) -> None:
+    res = hv("storage", "move", "vm02", "C:\\VMs\\vm02", *FAST)
+    assert res.code == 0, res.err
+    rec = vm_record(fast_lab, "vm02")
+    assert rec["host"].lower() == "hosta" and rec["disks"][0]["path"] == "C:\\VMs\\vm02\\vm02.vhdx"
+    again = hv("storage", "move", "vm02", "C:\\VMs\\vm02", *FAST)
+    assert again.code == 0 and "nothing to do" in again.out
+    assert fast_lab.calls(template="storage_move_start") == 1
+
+
+# -- evacuate ---------------------------------------------------------------------------------------------------
+
+def test_evacuate_empties_hostA_within_the_migration_limits(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 200)
+    set_migration(fast_lab, "hostB", max_vm_migrations=1)
+    res = hv("evacuate", "hostA", "-o", "json", *FAST)
+    assert res.code == 0, res.err
+    result = res.json_lines()[-1]
+    assert {v["vm"]: v["status"] for v in result["vms"]} == {"vm01": "moved", "vm02": "moved", "web01": "moved"}
+    assert {v["dest"] for v in result["vms"]} == {"hostB"}  # hv12 fits none of them (version, switch, migration)
+    assert hv("vm", "list", "hostA", "-o", "json").json()["vms"] == []
+    assert meta(fast_lab, "peak_submitted_max_vm_migrations/hostb") == "1"
+    assert int(meta(fast_lab, "peak_submitted_max_vm_migrations/hosta") or 0) <= 2
+
+
+def test_evacuate_runs_moves_in_parallel_up_to_the_limit(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 50)
+    res = hv("evacuate", "hostA", *FAST)
+    assert res.code == 0, res.err
+    assert meta(fast_lab, "peak_max_vm_migrations/hosta") == "2"
+    assert meta(fast_lab, "peak_submitted_max_vm_migrations/hosta") == "2"
+
+
+def test_evacuate_with_one_failure_moves_the_others_and_says_so(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 200)
+    set_vm(fast_lab, "vm02", lab_fail_migration=40)
+    res = hv("evacuate", "hostA", *FAST)
+    assert res.code == ExitCode.PARTIAL, res.err
+    assert "2 moved, 1 failed" in res.out
+    rows = {line.split()[0]: line for line in res.out.splitlines()[2:]}
+    assert "failed" in rows["vm02"] and "moved" in rows["vm01"] and "moved" in rows["web01"]
+    assert vm_record(fast_lab, "vm02")["host"].lower() == "hosta"
+    assert planned_vms(fast_lab) == []
+
+
+def test_evacuate_where_nothing_fits_exits_error(fast_lab: Lab) -> None:
+    res = hv("evacuate", "hostA", "--to", "hv12", *FAST)
+    assert res.code == ExitCode.ERROR
+    assert "0 moved" in res.out and "3 skipped" in res.out
+    assert fast_lab.calls(template="migrate_start") == 0
+
+
+def test_evacuate_what_if_places_and_changes_nothing(fast_lab: Lab) -> None:
+    before = fast_lab.store.snapshot()
+    res = hv("evacuate", "hostA", "--what-if")
+    assert res.code == 0, res.err
+    assert "3 would move" in res.out
+    assert fast_lab.store.snapshot() == before
