@@ -290,12 +290,15 @@ class Journal:
                                 hint="`hvauto runbook history` lists the runs")
         return self._run(row)
 
-    def runs(self, limit: int = 20, runbook: str | None = None) -> list[RunRecord]:
-        sql = f"SELECT {self._RUN_COLS} FROM runs"
+    def runs(self, limit: int = 20, runbook: str | None = None, schedule: str | None = None) -> list[RunRecord]:
+        sql = f"SELECT {self._RUN_COLS} FROM runs WHERE 1=1"
         args: list[Any] = []
         if runbook:
-            sql += " WHERE runbook=?"
+            sql += " AND runbook=?"
             args.append(runbook)
+        if schedule:
+            sql += " AND schedule=?"
+            args.append(schedule)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         with self._lock:

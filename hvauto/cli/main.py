@@ -14,7 +14,7 @@ import typer
 from hvauto import __version__
 from hvauto.errors import ExitCode, HvautoError, PreflightError
 
-from . import delegation, host, lab, runbook, smb, vm
+from . import delegation, host, lab, runbook, schedule, smb, vm
 from .app import App
 from .migrate import evacuate, migrate, storage_app
 
@@ -43,6 +43,7 @@ app.command("migrate")(migrate)
 app.command("evacuate")(evacuate)
 app.add_typer(storage_app, name="storage")
 app.add_typer(runbook.app, name="runbook")
+app.add_typer(schedule.app, name="schedule")
 app.add_typer(smb.app, name="smb")
 app.add_typer(delegation.app, name="delegation")
 

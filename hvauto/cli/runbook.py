@@ -98,8 +98,8 @@ class JsonReporter:
 
 
 # -- shared by run, resume and `schedule run` ----------------------------------------------------------
-def prepare(state: App, file: Path, var: list[str], vars_files: list[Path], limit: list[str]) -> tuple[Runbook,
-                                                                                                         dict[str, Any]]:
+def prepare(state: App, file: Path, var: list[str], vars_files: list[Path], limit: list[str],
+            given: dict[str, Any] | None = None) -> tuple[Runbook, dict[str, Any]]:
     """Parse and validate: every problem at once, before any remote call."""
     from hvauto.runbook import loader
 
@@ -107,7 +107,7 @@ def prepare(state: App, file: Path, var: list[str], vars_files: list[Path], limi
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValidationError([f"{file}: cannot read: {exc.strerror or exc}"], what="runbook") from None
-    extra = loader.overrides(var, vars_files)
+    extra = {**loader.overrides([], vars_files), **(given or {}), **loader.overrides(var, [])}
     rb, problems = loader.parse(text, file)
     inventory = state.inventory
     problems += loader.validate(rb, inventory, extra, limit=limit)
