@@ -371,7 +371,12 @@ def test_one_protocol_per_transport(winrs: FakeWinRS) -> None:
          {"auth_method": "basic", "read_timeout_sec": 61}),  # the read must outlast the long-poll
     ],
 )
-def test_protocol_settings(winrs: FakeWinRS, cfg: HostConfig, creds: Credentials, expected: dict[str, Any]) -> None:
+def test_protocol_settings(
+    winrs: FakeWinRS, cfg: HostConfig, creds: Credentials, expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no CA bundle named in the environment, pywinrm is left to requests' own default.
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     winrs.queue(Plan())
     t = transport(cfg, creds)
     t.run(SCRIPT)
