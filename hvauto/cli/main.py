@@ -14,7 +14,7 @@ import typer
 from hvauto import __version__
 from hvauto.errors import ExitCode, HvautoError, PreflightError
 
-from . import delegation, host, lab, runbook, schedule, smb, vm
+from . import delegation, fabric, host, lab, runbook, schedule, smb, switch, vm
 from .app import App
 from .migrate import evacuate, migrate, storage_app
 
@@ -39,6 +39,8 @@ app = typer.Typer(
 app.add_typer(lab.app, name="lab")
 app.add_typer(host.app, name="host")
 app.add_typer(vm.app, name="vm")
+app.add_typer(fabric.app, name="fabric")
+app.add_typer(switch.app, name="switch")
 app.command("migrate")(migrate)
 app.command("evacuate")(evacuate)
 app.add_typer(storage_app, name="storage")

@@ -127,6 +127,12 @@ def _switch(host: str, name: str, adapters: list[str]) -> dict[str, Any]:
     }
 
 
+def _vnic(host: str, name: str, switch: str, addresses: list[str], gateway: str | None = None) -> dict[str, Any]:
+    """A host (management OS) vNIC, "vEthernet (NAME)"; teams are kind "team" (none by default)."""
+    return {"key": f"{host}/{name}", "host": host, "name": name, "switch": switch, "weight": None, "vlan": None,
+            "addresses": addresses, "gateway": gateway}
+
+
 def _nics(host: str, count: int, speed_gbps: int, driver: str) -> list[dict[str, Any]]:
     tag = uuid.uuid5(uuid.NAMESPACE_DNS, host).bytes[0]
     return [
@@ -187,6 +193,13 @@ def default_estate() -> dict[str, list[dict[str, Any]]]:
         _switch("hostB", "External", ["NIC1"]),
         _switch("hv12", "Ext2012", ["NIC1"]),
     ]
+    # Each External switch shares its adapter with the management OS: the host's management
+    # address (and default gateway) sits on the switch's default vNIC.
+    vnics = [
+        _vnic("hostA", "External", "External", ["10.0.0.21/24"], "10.0.0.1"),
+        _vnic("hostB", "External", "External", ["10.0.0.22/24"], "10.0.0.1"),
+        _vnic("hv12", "Ext2012", "Ext2012", ["10.0.0.12/24"], "10.0.0.1"),
+    ]
     adapters = [
         *_nics("hostA", 4, 10, "Mellanox ConnectX-4 Lx"),
         *_nics("hostB", 4, 10, "Mellanox ConnectX-4 Lx"),
@@ -218,6 +231,7 @@ def default_estate() -> dict[str, list[dict[str, Any]]]:
         "host": hosts,
         "vm": vms,
         "switch": switches,
+        "vnic": vnics,
         "adapter": adapters,
         "volume": volumes,
         "computer": computers,

@@ -1,0 +1,97 @@
+"""hvauto fabric: the host network design (switch, teaming, host vNICs, QoS, migration networks) from a spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from hvauto import versions
+
+from .app import OutputOpt, WhatIfOpt, get_app
+from .output import Output, note, print_json
+
+if TYPE_CHECKING:
+    from hvauto.ops.fabric import FabricReport
+
+app = typer.Typer(help="Host network fabric: virtual switch, teaming, host vNICs with QoS weights, declared in a spec.",
+                  no_args_is_help=True)
+
+HostArg = Annotated[str, typer.Argument(help="Host or group.")]
+SpecOpt = Annotated[Path, typer.Option("--spec", "-s", help="Fabric spec (YAML); see playbooks/fabric-converged.yaml.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Allow re-creating a switch that has VMs attached.")]
+
+
+def _print(report: FabricReport, output: Output) -> None:
+    if output is Output.json:
+        doc = {
+            "spec": report.spec,
+            "action": report.action,
+            "applied": report.applied,
+            "changed": report.changed,
+            "warnings": report.warnings,
+            "problems": [p.to_dict() for p in report.problems],
+            "hosts": {h: {"version": p.version, "teaming": p.teaming, "changed": p.changed,
+                          "changes": p.changes, "steps": p.steps, "params": p.params}
+                      for h, p in report.hosts.items()},
+            "errors": report.errors,
+        }
+        print_json(doc)
+        return
+    for w in report.warnings:
+        note(f"warning: {w}")
+    for h, p in report.hosts.items():
+        head = f"{h} ({versions.label(p.version)}, teaming {p.teaming.upper()})"
+        if not p.changed:
+            typer.echo(f"{head}: no changes (already so)")
+        else:
+            verb = "changed" if report.applied else "would change"
+            typer.echo(f"{head}: {len(p.changes)} change(s) {verb}:")
+            for c in p.changes:
+                mark = "!" if c.disruptive else "+"
+                typer.echo(f"  {mark} {c.action} {c.target}" + (f": {c.detail}" if c.detail else ""))
+        for prob in p.problems:
+            typer.echo(f"  [{'BLOCKING' if prob.blocking else 'warning'}] {prob.message}")
+            if prob.fix:
+                typer.echo(f"      fix: {prob.fix}")
+    for prob in report.problems:
+        if prob.check == "switch-names":
+            typer.echo(f"[warning] {prob.message}\n    fix: {prob.fix}")
+    for h, err in report.errors.items():
+        typer.echo(f"{h}: failed: {err.get('message')}")
+
+
+@app.command("plan")
+def plan_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = False,
+          output: OutputOpt = Output.table) -> None:
+    """Validate the spec, read each host once, and show what would change per host."""
+    from hvauto.ops import fabric
+
+    report = fabric.plan(get_app(ctx).session, host=host, spec=spec, force=force)
+    _print(report, output)
+    report.raise_if_failed()
+
+
+@app.command("apply")
+def apply_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = False, what_if: WhatIfOpt = False,
+           output: OutputOpt = Output.table) -> None:
+    """Apply the spec: team, switch, vNICs, weights, VLANs, addresses, migration networks; then verify."""
+    from hvauto.ops import fabric
+
+    report = fabric.apply(get_app(ctx).session, host=host, spec=spec, force=force, what_if=what_if)
+    _print(report, output)
+    report.raise_if_failed()
+
+
+@app.command("validate")
+def validate(ctx: typer.Context, spec: SpecOpt,
+             host: Annotated[list[str] | None, typer.Argument(help="Hosts or groups the spec targets.")] = None) -> None:
+    """Check a spec's design without contacting any host."""
+    from hvauto.ops import fabric
+
+    targets = get_app(ctx).inventory.resolve(host or []) if host else []
+    loaded = fabric.load_spec(spec, hosts=targets)
+    for w in loaded.warnings:
+        note(f"warning: {w}")
+    typer.echo(f"{loaded.path}: valid ({len(loaded.vnics)} host vNIC(s), switch {loaded.switch})")

@@ -1,0 +1,134 @@
+"""Virtual switches, the simple cases: list, create (external, internal, private), remove.
+
+Converged designs (teams, host vNICs, weights) belong to :mod:`hvauto.ops.fabric`; this module
+creates or removes one switch, idempotently, and refuses to cut VMs or the management path off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hvauto import versions
+from hvauto.errors import PreflightError, Problem, UsageError, ValidationError
+from hvauto.session import GroupResult, Session
+
+TYPES = {"external": "External", "internal": "Internal", "private": "Private"}
+MODES = {"absolute": "Absolute", "weight": "Weight", "none": "None", "default": "Default"}
+
+
+@dataclass(frozen=True)
+class Switch:
+    host: str
+    name: str
+    id: str
+    type: str
+    adapters: list[str]
+    embedded_teaming: bool
+    bandwidth_mode: str
+    allow_management_os: bool
+    vms: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_result(cls, host: str, d: dict[str, Any]) -> Switch:
+        return cls(host=host, name=str(d["name"]), id=str(d["id"]), type=str(d["type"]),
+                   adapters=[str(a) for a in d.get("adapters") or []], embedded_teaming=bool(d["embedded_teaming"]),
+                   bandwidth_mode=str(d["bandwidth_mode"]), allow_management_os=bool(d["allow_management_os"]),
+                   vms=[str(v) for v in d.get("vms") or []])
+
+
+@dataclass
+class SwitchChange:
+    host: str
+    name: str
+    action: str
+    changed: bool
+    message: str
+
+
+def list_on(session: Session, host: str) -> list[Switch]:
+    data = session.run(host, "switch_list").data
+    return [Switch.from_result(session.host(host).name, s) for s in data["switches"]]
+
+
+def list_many(session: Session, hosts: list[str]) -> GroupResult:
+    return session.fan_out(hosts, lambda h: list_on(session, h))
+
+
+def create(session: Session, *, host: str, name: str, type: str = "external", adapter: list[str] | None = None,
+           management_os: bool = True, bandwidth_mode: str = "absolute", what_if: bool = False) -> SwitchChange:
+    """Create a switch unless one of that name and type exists (then say so; change nothing)."""
+    adapters = list(adapter or [])
+    problems = []
+    if type.lower() not in TYPES:
+        problems.append(f"--type: {type!r} is not one of {', '.join(TYPES)}")
+    if bandwidth_mode.lower() not in MODES:
+        problems.append(f"--bandwidth-mode: {bandwidth_mode!r} is not one of {', '.join(MODES)}")
+    if type.lower() == "external" and not adapters:
+        problems.append("--adapter: an external switch needs at least one physical adapter")
+    if type.lower() in ("internal", "private") and adapters:
+        problems.append(f"--adapter: a {type.lower()} switch has no physical adapter")
+    if len(adapters) > 8:
+        problems.append("--adapter: a Switch Embedded Team takes at most 8 adapters")
+    if not name.strip() or any(c in name for c in "*?[]"):
+        problems.append(f"NAME: {name!r} is not a usable switch name (no wildcard characters)")
+    if problems:
+        raise ValidationError(problems, what="switch")
+    cfg = session.host(host)
+    kind, mode = TYPES[type.lower()], MODES[bandwidth_mode.lower()]
+    known = session.known_version(cfg.name)
+    if len(adapters) > 1 and known is not None and not versions.at_least(known, "2016"):
+        raise UsageError(f"{cfg.name} runs {versions.label(known)}: several adapters under one switch need Switch "
+                         "Embedded Teaming (2016+); use `hvauto fabric apply` with an LBFO team spec")
+    existing = next((s for s in list_on(session, cfg.name) if s.name.lower() == name.lower()), None)
+    if existing is not None:
+        if existing.type != kind:
+            raise UsageError(f"{cfg.name}: switch {existing.name!r} exists as {existing.type}, not {kind}; "
+                             "remove it first or use `hvauto fabric apply`")
+        return SwitchChange(cfg.name, existing.name, "create", False, f"switch {existing.name} already exists")
+    version = session.os_version(cfg.name)
+    if len(adapters) > 1 and not versions.at_least(version, "2016"):
+        raise UsageError(f"{cfg.name} runs {versions.label(version)}: several adapters under one switch need Switch "
+                         "Embedded Teaming (2016+); use `hvauto fabric apply` with an LBFO team spec")
+    what = f"{kind} switch {name}" + (f" on {', '.join(adapters)}" if adapters else "")
+    if what_if:
+        return SwitchChange(cfg.name, name, "create", True, f"would create {what}")
+    params: dict[str, Any] = {"Name": name, "BandwidthMode": mode}
+    if kind == "External":
+        params.update(NetAdapterName=adapters, AllowManagementOS=management_os)
+    else:
+        params["SwitchType"] = kind
+    session.run(cfg.name, "switch_create", params)
+    return SwitchChange(cfg.name, name, "create", True, f"created {what}")
+
+
+def remove(session: Session, *, host: str, name: str, force: bool = False, what_if: bool = False) -> SwitchChange:
+    """Remove a switch; refused while VMs are attached (unless force) or when it carries the only management path."""
+    cfg = session.host(host)
+    state = session.run(cfg.name, "fabric_get").data
+    sw = next((s for s in state["switches"] if str(s["name"]).lower() == name.lower()), None)
+    if sw is None:
+        return SwitchChange(cfg.name, name, "remove", False, f"no switch named {name}; nothing to remove")
+    problems: list[Problem] = []
+    attached = sorted({a["vm"] for a in state.get("vm_adapters") or [] if str(a.get("switch")).lower() == name.lower()})
+    if attached and not force:
+        problems.append(Problem(check="vms", host=cfg.name,
+                                message=f"VMs are attached to switch {sw['name']}: {', '.join(attached)}",
+                                fix="move or disconnect them, or pass --force (they lose network)"))
+    gone = [v for v in state.get("vnics") or [] if str(v["switch"]).lower() == name.lower()]
+    paths = [i for i in [*state.get("adapters", []), *state.get("vnics", [])] if i.get("gateway") and i.get("addresses")]
+    left = [i for i in paths if i not in gone]
+    cut = [i for i in paths if i in gone]
+    if cut and not left:
+        problems.append(Problem(check="management", host=cfg.name,
+                                message=f"switch {sw['name']} carries the management path "
+                                        f"({', '.join(a for i in cut for a in i['addresses'])}): removing it leaves "
+                                        f"{cfg.name} unreachable",
+                                fix="bring up another management path first (hvauto fabric apply)"))
+    if problems:
+        raise PreflightError(problems, what="switch remove")
+    if what_if:
+        return SwitchChange(cfg.name, sw["name"], "remove", True, f"would remove switch {sw['name']}")
+    session.run(cfg.name, "switch_remove", {"Name": str(sw["name"])})
+    extra = f"; VMs disconnected: {', '.join(attached)}" if attached else ""
+    return SwitchChange(cfg.name, sw["name"], "remove", True, f"removed switch {sw['name']}{extra}")
