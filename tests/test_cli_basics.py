@@ -148,3 +148,19 @@ def test_lab_init_refuses_to_overwrite_a_foreign_inventory(tmp_path, monkeypatch
 def test_unknown_command_is_usage(lab: Lab) -> None:
     res = hv("vm", "lst")
     assert res.code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    ("argv", "version"),
+    [
+        (["vm", "list", "hostA", "--render", "--name", "it's $(evil) `n"], "2022"),
+        (["host", "show", "hv12", "--render"], "2012"),
+    ],
+)
+def test_rendered_text_passes_the_template_checks(lab: Lab, argv: list[str], version: str) -> None:
+    from . import pscheck
+
+    res = hv(*argv)
+    assert res.code == 0, res.err
+    assert "evil" not in res.out  # the value travels base64-encoded in the envelope
+    assert pscheck.check_script(res.out, version) == []
