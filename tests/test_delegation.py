@@ -166,3 +166,21 @@ def test_share_create_delegates_cifs_for_each_host(lab: Lab) -> None:
     res = hv("smb", "share", "grant", "VMs", "--server", "fs01", "--hosts", "hv12", "--no-delegation")
     assert res.code == 0, res.err
     assert computer(lab, "hv12") == before
+
+
+def test_grant_lets_the_migration_preflight_pass(lab: Lab) -> None:
+    """`delegation grant hostB --to hostA` is what `migrate --shared-nothing vm01 hostA` asks for from hostB."""
+    with lab.store.transaction() as est:
+        vm = next(v for v in est.all("vm", host="hostA") if v["name"] == "vm01")
+        vm["host"] = "hostB"
+        est.put("vm", vm["key"], vm, host="hostB")
+    res = hv("migrate", "--shared-nothing", "vm01", "hostA", "--what-if")
+    assert res.code == ExitCode.PREFLIGHT
+    said = res.out + res.err
+    assert "hostB may not delegate to hostA" in said
+    assert "fix: hvauto delegation grant hostB --to hostA" in said
+    assert hv("delegation", "grant", "hostB", "--to", "hostA").code == 0
+    res = hv("migrate", "--shared-nothing", "vm01", "hostA", "--what-if")
+    assert res.code == 0, res.err
+    assert "preflight: no problems found" in res.out
+    assert "delegat" not in res.out + res.err
