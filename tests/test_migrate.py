@@ -362,3 +362,58 @@ def test_evacuate_what_if_places_and_changes_nothing(fast_lab: Lab) -> None:
     assert res.code == 0, res.err
     assert "3 would move" in res.out
     assert fast_lab.store.snapshot() == before
+
+
+# -- Ctrl-C -------------------------------------------------------------------------------------------------------
+
+def _interrupt_at_first_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto.cli import migrate as cli
+
+    def interrupt(self: object, p: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.Bar, "__call__", interrupt)
+
+
+def test_ctrl_c_without_a_terminal_leaves_the_move_running_and_says_how_to_follow_it(
+        fast_lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_speed(fast_lab, 20)
+    with monkeypatch.context() as m:
+        _interrupt_at_first_progress(m)
+        res = hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST)
+    assert res.code == ExitCode.INTERRUPTED
+    assert "hvauto migrate --watch vm01" in res.err and "hvauto migrate --cancel vm01" in res.err
+    assert fast_lab.calls(template="migrate_cancel") == 0
+    watched = hv("migrate", "--watch", "vm01", *FAST)
+    assert watched.code == 0, watched.err
+    assert "Completed" in watched.out
+    assert vm_record(fast_lab, "vm01")["host"].lower() == "hostb"
+    assert fast_lab.calls(template="migrate_start") == 1
+
+
+def test_ctrl_c_on_a_terminal_asks_and_cancels(fast_lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    set_speed(fast_lab, 1)
+    _interrupt_at_first_progress(monkeypatch)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+
+    def confirm(text: str, **kw: Any) -> bool:
+        asked.append(text)
+        return True
+
+    monkeypatch.setattr(typer, "confirm", confirm)
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST)
+    assert res.code == ExitCode.INTERRUPTED
+    assert asked and "Cancel the migration of vm01" in asked[0]
+    assert "migration cancelled" in res.err
+    assert fast_lab.calls(template="migrate_cancel") == 1
+    assert vm_record(fast_lab, "vm01")["host"].lower() == "hosta"
+    assert planned_vms(fast_lab) == []
+
+
+def test_lab_speed_sets_the_time_scale(lab: Lab) -> None:
+    assert hv("lab", "speed", "25").code == 0
+    assert meta(lab, "time_scale") == "25.0"
+    assert "25.0" in hv("lab", "speed").out

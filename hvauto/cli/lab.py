@@ -94,3 +94,20 @@ def calls(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
         print_json({"calls": [{"host": h, "template": t, "outcome": o, "count": n} for h, t, o, n in rows]})
         return
     table(["host", "template", "outcome", "count"], rows)
+
+
+@app.command()
+def speed(
+    ctx: typer.Context,
+    factor: Annotated[float | None, typer.Argument(help="Lab seconds per real second (1 = real time).", min=0.001)]
+    = None,
+) -> None:
+    """Show or set how fast lab time runs (long jobs such as migrations take time in proportion)."""
+    from hvauto.lab.transport import store_for
+
+    store = store_for(str(_state_path(ctx)))
+    with store.transaction() as est:
+        if factor is not None:
+            est.set_meta("time_scale", repr(float(factor)))
+        value = est.meta("time_scale", "1.0")
+    typer.echo(f"lab time scale: {value} (a move that takes 60 s in real time takes {60 / float(value or 1):.1f} s)")
