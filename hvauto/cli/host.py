@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 import typer
 
 from hvauto import versions
 
-from .app import OutputOpt, RenderOpt, get_app
+from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import render_for
-from .output import Output, kv, print_json, size, table
+from .output import Output, kv, note, print_json, size, table
 
 app = typer.Typer(help="Hosts in the inventory.", no_args_is_help=True)
 
@@ -81,3 +82,55 @@ def show(
             ("Performance option", m.performance_option or "n/a (2012 R2+)"),
         ]
     kv(pairs)
+
+
+class MigrationAuth(str, Enum):
+    kerberos = "kerberos"
+    credssp = "credssp"
+
+
+class MigrationPerformance(str, Enum):
+    tcpip = "tcpip"
+    compression = "compression"
+    smb = "smb"
+
+
+@app.command("migration")
+def migration(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="Host or group.")],
+    enable: Annotated[bool | None, typer.Option("--enable/--disable", help="Enable or disable live migration.")]
+    = None,
+    auth: Annotated[MigrationAuth | None, typer.Option(help="Authentication for live migration.")] = None,
+    networks: Annotated[str | None, typer.Option(help="Migration networks, CIDR,... (only these are used).")] = None,
+    use_any_network: Annotated[bool, typer.Option("--use-any-network", help="Let live migration use any network.")]
+    = False,
+    performance: Annotated[MigrationPerformance | None, typer.Option(help="Transport (2012 R2+).")] = None,
+    max_vm: Annotated[int | None, typer.Option(help="Simultaneous live migrations.")] = None,
+    max_storage: Annotated[int | None, typer.Option(help="Simultaneous storage migrations.")] = None,
+    what_if: WhatIfOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Set live-migration settings (only those given); a re-run changes nothing."""
+    from hvauto.ops import hostsettings
+
+    nets = [n.strip() for n in networks.split(",") if n.strip()] if networks is not None else None
+    report = hostsettings.migration(
+        get_app(ctx).session, host=host, enable=enable, auth=auth.value if auth else None, networks=nets,
+        use_any_network=use_any_network, performance=performance.value if performance else None, max_vm=max_vm,
+        max_storage=max_storage, what_if=what_if)
+    if output is Output.json:
+        print_json(report)
+    else:
+        for h, m in report.hosts.items():
+            for w in m.warnings:
+                note(f"warning: {w}")
+            if not m.changes:
+                typer.echo(f"{h}: live-migration settings already so; nothing to do")
+                continue
+            typer.echo(f"{h}: {'would change' if what_if else 'changed'}:")
+            for c in m.changes:
+                typer.echo(f"  + {c}")
+        for h, err in report.errors.items():
+            typer.echo(f"{h}: failed: {err.get('message')}")
+    report.raise_if_failed()

@@ -1,0 +1,223 @@
+"""Host settings: live migration (enabled, authentication, networks, performance option, concurrency).
+
+Idempotent: read the host's settings (``host_facts``), send only what differs
+(``host_migration_set``), and report the settings the host returns. CredSSP draws a warning
+everywhere and is refused on Windows Server 2025, where Credential Guard (on by default on
+domain members) breaks CredSSP-based live migration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from hvauto import versions
+from hvauto.errors import HvautoError, PreflightError, Problem, ValidationError
+from hvauto.ops.hosts import MigrationSettings, facts
+from hvauto.session import GroupResult, Session
+
+AUTH = {"kerberos": "Kerberos", "credssp": "CredSSP"}
+PERFORMANCE = {"tcpip": "TCPIP", "compression": "Compression", "smb": "SMB"}
+CREDSSP_WARNING = ("CredSSP needs an interactive logon on the source host for every move and fails where Credential "
+                   "Guard is on; prefer Kerberos with constrained delegation")
+
+
+@dataclass
+class HostMigration:
+    host: str
+    version: str
+    changed: bool
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    settings: MigrationSettings | None = None
+
+
+@dataclass
+class MigrationReport:
+    changed: bool = False
+    hosts: dict[str, HostMigration] = field(default_factory=dict)
+    errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._group: GroupResult | None = None
+
+    def raise_if_failed(self) -> None:
+        if self._group is not None:
+            self._group.raise_if_failed()
+
+
+def _settings(data: dict[str, Any]) -> MigrationSettings:
+    return MigrationSettings(
+        enabled=bool(data["enabled"]), auth_type=str(data["auth_type"]), use_any_network=bool(data["use_any_network"]),
+        networks=list(data.get("networks") or []), max_vm_migrations=int(data["max_vm_migrations"]),
+        max_storage_migrations=int(data["max_storage_migrations"]), performance_option=data.get("performance_option"))
+
+
+def _check_options(enable: bool | None, auth: str | None, networks: list[str] | None, use_any_network: bool,
+                   performance: str | None, max_vm: int | None, max_storage: int | None) -> list[str]:
+    problems: list[str] = []
+    if auth is not None and auth.lower() not in AUTH:
+        problems.append(f"--auth: {auth!r} is not one of {', '.join(AUTH)}")
+    if performance is not None and performance.lower() not in PERFORMANCE:
+        problems.append(f"--performance: {performance!r} is not one of {', '.join(PERFORMANCE)}")
+    for i, n in enumerate(networks or []):
+        try:
+            ipaddress.ip_network(n, strict=False)
+        except ValueError:
+            problems.append(f"--networks: item {i + 1} {n!r} is not a subnet (10.0.50.0/24)")
+        else:
+            if "/" not in n:
+                problems.append(f"--networks: item {i + 1} {n!r} needs a prefix length (10.0.50.0/24)")
+    if networks is not None and use_any_network:
+        problems.append("--networks and --use-any-network contradict each other: named networks only apply when "
+                        "UseAnyNetworkForMigration is false")
+    if networks is not None and not networks:
+        problems.append("--networks: give at least one subnet")
+    for opt, value in (("--max-vm", max_vm), ("--max-storage", max_storage)):
+        if value is not None and not 1 <= value <= 64:
+            problems.append(f"{opt}: {value} is out of range (1-64)")
+    return problems
+
+
+def migration(
+    session: Session,
+    *,
+    host: str | list[str],
+    enable: bool | None = None,
+    auth: str | None = None,
+    networks: list[str] | None = None,
+    use_any_network: bool = False,
+    performance: str | None = None,
+    max_vm: int | None = None,
+    max_storage: int | None = None,
+    what_if: bool = False,
+) -> MigrationReport:
+    """Bring each host's live-migration settings to the values given (only those); a re-run changes nothing."""
+    bad = _check_options(enable, auth, networks, use_any_network, performance, max_vm, max_storage)
+    if bad:
+        raise ValidationError(bad, what="migration settings")
+    targets = session.inventory.resolve([host] if isinstance(host, str) else list(host))
+    want_auth = AUTH[auth.lower()] if auth else None
+    want_perf = PERFORMANCE[performance.lower()] if performance else None
+    want_nets = [str(ipaddress.ip_network(n, strict=False)) for n in networks] if networks is not None else None
+
+    # Refusals that the inventory's OS versions already decide: before any remote call.
+    early: list[Problem] = []
+    for h in targets:
+        known = session.known_version(h)
+        if known is not None:
+            early += _version_problems(h, known, want_auth, want_perf)
+    if early:
+        raise PreflightError(early, what="host migration")
+
+    report = MigrationReport()
+
+    def one(h: str) -> HostMigration:
+        f = facts(session, h)
+        version = f.os_version or versions.OLDEST
+        problems = _version_problems(h, version, want_auth, want_perf)
+        if f.migration is None:
+            problems.append(Problem(check="hyperv", host=h, message=f"{h} has no Hyper-V role"))
+        if problems:
+            raise PreflightError(problems, what=f"{h}: host migration")
+        cur = f.migration
+        assert cur is not None
+        params: dict[str, Any] = {}
+        changes: list[str] = []
+        if enable is True and not cur.enabled:
+            params["Enable"] = True
+            changes.append("enable live migration")
+        if enable is False and cur.enabled:
+            params["Disable"] = True
+            changes.append("disable live migration")
+        if want_auth and cur.auth_type.lower() != want_auth.lower():
+            params["AuthType"] = want_auth
+            changes.append(f"authentication {cur.auth_type} -> {want_auth}")
+        if want_nets is not None:
+            have = [str(ipaddress.ip_network(n, strict=False)) for n in cur.networks]
+            add = [n for n in want_nets if n not in have]
+            remove = [n for n in have if n not in want_nets]
+            if add:
+                params["AddNetwork"] = add
+                changes += [f"add migration network {n}" for n in add]
+            if remove:
+                params["RemoveNetwork"] = remove
+                changes += [f"remove migration network {n}" for n in remove]
+            if cur.use_any_network:
+                params["UseAnyNetwork"] = False
+                changes.append("use only the migration networks (UseAnyNetworkForMigration false)")
+        if use_any_network and not cur.use_any_network:
+            params["UseAnyNetwork"] = True
+            changes.append("use any network for live migration")
+        if want_perf and (cur.performance_option or "").lower() != want_perf.lower():
+            params["PerformanceOption"] = want_perf
+            changes.append(f"performance option {cur.performance_option} -> {want_perf}")
+        if max_vm is not None and cur.max_vm_migrations != max_vm:
+            params["MaxVmMigrations"] = max_vm
+            changes.append(f"simultaneous live migrations {cur.max_vm_migrations} -> {max_vm}")
+        if max_storage is not None and cur.max_storage_migrations != max_storage:
+            params["MaxStorageMigrations"] = max_storage
+            changes.append(f"simultaneous storage migrations {cur.max_storage_migrations} -> {max_storage}")
+        warnings = []
+        if (want_auth or cur.auth_type) == "CredSSP":
+            warnings.append(f"{h}: {CREDSSP_WARNING}")
+        if (enable or cur.enabled) and not (want_nets or cur.networks) and (use_any_network or cur.use_any_network):
+            warnings.append(f"{h}: live migration may use any network, including management; name migration "
+                            "networks with --networks")
+        if not params or what_if:
+            return HostMigration(h, version, changed=bool(params), changes=changes, warnings=warnings, settings=cur)
+        after = _settings(session.run(h, "host_migration_set", params).data)
+        left = _differences(after, enable, want_auth, want_nets, use_any_network, want_perf, max_vm, max_storage)
+        if left:
+            raise HvautoError(f"{h}: verify: the host reports different settings after the change: {'; '.join(left)}")
+        return HostMigration(h, version, changed=True, changes=changes, warnings=warnings, settings=after)
+
+    group = session.fan_out(targets, one)
+    report._group = group
+    for h, outcome in group.outcomes.items():
+        if outcome.ok:
+            report.hosts[h] = outcome.value
+        elif outcome.error is not None:
+            report.errors[h] = outcome.error.to_dict()
+    report.changed = any(m.changed for m in report.hosts.values())
+    return report
+
+
+def _differences(s: MigrationSettings, enable: bool | None, auth: str | None, nets: list[str] | None,
+                 use_any: bool, perf: str | None, max_vm: int | None, max_storage: int | None) -> list[str]:
+    out = []
+    if enable is not None and s.enabled != enable:
+        out.append(f"enabled is {s.enabled}")
+    if auth and s.auth_type.lower() != auth.lower():
+        out.append(f"authentication is {s.auth_type}")
+    if nets is not None and (s.use_any_network or sorted(s.networks) != sorted(nets)):
+        out.append(f"networks are {', '.join(s.networks) or 'none'} (any network: {s.use_any_network})")
+    if use_any and not s.use_any_network:
+        out.append("any network is off")
+    if perf and (s.performance_option or "").lower() != perf.lower():
+        out.append(f"performance option is {s.performance_option}")
+    if max_vm is not None and s.max_vm_migrations != max_vm:
+        out.append(f"max VM migrations is {s.max_vm_migrations}")
+    if max_storage is not None and s.max_storage_migrations != max_storage:
+        out.append(f"max storage migrations is {s.max_storage_migrations}")
+    return out
+
+
+def _version_problems(host: str, version: str, auth: str | None, performance: str | None) -> list[Problem]:
+    out: list[Problem] = []
+    if auth == "CredSSP" and versions.at_least(version, "2025"):
+        out.append(Problem(
+            check="auth", host=host,
+            message=f"CredSSP live migration is refused on {versions.label(version)}: Credential Guard, on by default "
+                    "on domain-joined 2025 servers, breaks it",
+            fix="use --auth kerberos and constrained delegation (hvauto delegation)"))
+    if performance and not versions.at_least(version, "2012r2"):
+        out.append(Problem(
+            check="performance", host=host,
+            message=f"--performance needs Windows Server 2012 R2 or later; {host} runs {versions.label(version)}",
+            fix="drop --performance for this host"))
+    return out
+
+
+__all__ = ["HostMigration", "MigrationReport", "migration"]
