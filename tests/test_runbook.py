@@ -336,3 +336,31 @@ def test_schema_lists_every_operation_and_is_json(lab: Lab) -> None:
     step = schema["$defs"]["step"]
     assert set(OPERATIONS) <= set(step["properties"])
     assert {o["required"][0] for o in step["oneOf"]} == set(OPERATIONS)
+
+
+def test_every_registered_operation_matches_its_function() -> None:
+    """The registry names real functions whose keywords are the options (lazy imports, checked here)."""
+    import inspect
+
+    from hvauto.runbook import operations
+
+    positional = {operations._vm_list, operations._host_facts}
+    for name, op in operations.OPERATIONS.items():
+        fn = op.function()
+        if op.adapter in positional:
+            continue
+        params = inspect.signature(fn).parameters
+        wanted = [o.param or k for k, o in op.options.items()]
+        if op.host_option:
+            wanted.append(op.host_option)
+        if op.changes:
+            wanted.append("what_if")
+        missing = [w for w in wanted if w not in params]
+        assert not missing, f"{name}: {op.func} has no parameter(s) {missing}"
+        required = [p for p, v in params.items() if v.default is inspect.Parameter.empty
+                    and v.kind is inspect.Parameter.KEYWORD_ONLY]
+        optional_here = [p for p in required if p not in wanted]
+        assert not optional_here, f"{name}: {op.func} requires {optional_here}, which the registry does not offer"
+        for k, o in op.options.items():
+            if params[o.param or k].default is inspect.Parameter.empty and k != op.host_option:
+                assert o.required, f"{name}: option {k!r} is required by {op.func}"

@@ -57,8 +57,8 @@ class TextReporter:
         detail = ""
         if outcome.error:
             detail = f"  {outcome.error.get('message', '')}"
-        elif outcome.result and outcome.result.get("skipped"):
-            detail = f"  {outcome.result['skipped']}"
+        elif outcome.result and (outcome.result.get("skipped") or outcome.result.get("message")):
+            detail = f"  {outcome.result.get('skipped') or outcome.result.get('message')}"
         self._line(f"    {outcome.host:<12} {word:<10} {outcome.elapsed:6.2f}s{detail}")
 
     def run_finished(self, summary: RunSummary) -> None:
@@ -173,8 +173,8 @@ def print_summary(summary: RunSummary, redactor: Redactor) -> None:
             err = ""
             if t.error:
                 err = str(t.error.get("message", ""))
-            elif t.result and t.result.get("skipped"):
-                err = str(t.result["skipped"])
+            elif t.result and (t.result.get("skipped") or t.result.get("message")):
+                err = str(t.result.get("skipped") or t.result.get("message"))
             word = {"done": "ok"}.get(t.state, t.state)
             rows.append((s.step.index + 1, s.step.name, h, word, "yes" if t.changed else "", f"{t.elapsed:.2f}s",
                          redactor.text(err.splitlines()[0] if err else "")))

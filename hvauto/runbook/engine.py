@@ -27,7 +27,7 @@ from hvauto.remote.base import Result, Script
 from hvauto.session import Session
 
 from . import templating
-from .loader import Runbook, Step, _as_list, _type_ok, inventory_view, resolve_path
+from .loader import OMIT, Runbook, Step, _as_list, _type_ok, inventory_view, resolve_path
 
 log = logging.getLogger("hvauto.runbook")
 
@@ -157,6 +157,8 @@ def _normalise(step: Step, options: Mapping[str, Any], rb: Runbook) -> dict[str,
     out: dict[str, Any] = {}
     problems: list[str] = []
     for k, v in options.items():
+        if v == OMIT:
+            continue
         opt = op.options[k]
         why = _type_ok(opt, v)
         if why:
@@ -209,7 +211,7 @@ class Engine:
     # -- the run -------------------------------------------------------------------------------------
     def _context(self, registered: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.variables, **registered, "inventory": inventory_view(self.session.inventory),
-                "check_mode": self.check, "run": {"id": self.run_id}, "runbook": {"name": self.rb.name}}
+                "check_mode": self.check, "run": {"id": self.run_id}, "runbook": {"name": self.rb.name}, "omit": OMIT}
 
     def _hosts(self, step: Step, ctx: Mapping[str, Any], out: set[str]) -> list[str]:
         if not step.operation.fans_out:

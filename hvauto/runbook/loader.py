@@ -26,7 +26,9 @@ from .operations import OPERATIONS, Operation, Option
 
 STEP_KEYS = ("name", "hosts", "forks", "when", "register", "retries", "retry_delay", "continue_on_error")
 #: Names every value may use besides the runbook's variables and registered results.
-BUILTINS = frozenset({"host", "inventory", "check_mode", "run", "runbook"})
+BUILTINS = frozenset({"host", "inventory", "check_mode", "run", "runbook", "omit"})
+#: An option rendered to this is left out, as if the step had not given it (``"{{ to or omit }}"``).
+OMIT = "__hvauto_omit__"
 DEFAULT_FORKS = 5
 
 Key = tuple[str | int, ...]
@@ -303,7 +305,7 @@ def validate(rb: Runbook, inventory: Inventory, overrides: Mapping[str, Any], *,
             problems.append(f"{rb.where('vars', name)}: variable {name!r} has no value: give it with --var {name}=... "
                             "or --vars-file, or in the inventory's [settings.vars]")
     static_ctx = {**values, "inventory": inventory_view(inventory), "check_mode": False,
-                  "run": {"id": 0}, "runbook": {"name": rb.name}}
+                  "run": {"id": 0}, "runbook": {"name": rb.name}, "omit": OMIT}
     limit = list(limit)
     problems += [f"--limit: {p}" for p in check_targets(inventory, limit)]
 
@@ -319,7 +321,8 @@ def validate(rb: Runbook, inventory: Inventory, overrides: Mapping[str, Any], *,
         except templating.RenderError as exc:
             problems.append(f"{rb.where(*where_path)}: {exc.message}")
             return
-        problems.extend(f"{rb.where(*where_path)}: {p}" for p in check_targets(inventory, _as_list(rendered)))
+        problems.extend(f"{rb.where(*where_path)}: {p}"
+                        for p in check_targets(inventory, [t for t in _as_list(rendered) if t != OMIT]))
 
     def _vars(where_path: Key, value: Any, defined: set[str], *, expression: bool = False) -> set[str] | None:
         try:
@@ -344,7 +347,10 @@ def validate(rb: Runbook, inventory: Inventory, overrides: Mapping[str, Any], *,
             if j < i and j not in parsed:
                 registered.add(name)
                 defined.add(name)
-        if step.hosts is not None:
+        if step.hosts is not None and not op.fans_out:
+            problems.append(f"{rb.where('steps', i, 'hosts')}: {op.name} runs once per step and names its hosts in "
+                            "its options; remove `hosts` from this step")
+        elif step.hosts is not None:
             targets(("steps", i, "hosts"), step.hosts, defined)
         elif op.fans_out and rb.target is None:
             problems.append(f"{rb.where('steps', i)}: step {step.name!r}: no hosts (give the step `hosts` or the "
@@ -362,7 +368,7 @@ def validate(rb: Runbook, inventory: Inventory, overrides: Mapping[str, Any], *,
                 except templating.RenderError:
                     continue
                 problems.extend(f"{rb.where('steps', i, op.name, k)}: {p}"
-                                for p in check_targets(inventory, _as_list(rendered)))
+                                for p in check_targets(inventory, [t for t in _as_list(rendered) if t != OMIT]))
         if step.op == "powershell":
             problems += _check_powershell(rb, step)
         if step.register:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hvauto.errors import HvautoError
 from hvauto.session import Session
 
 #: Option types: the YAML value a step gives, checked before any remote call.
@@ -36,7 +38,8 @@ class Option:
     required: bool = False
     doc: str = ""
     choices: tuple[str, ...] = ()
-    default: Any = None
+    #: The function's keyword when it differs from the option's name (``from`` -> ``source``).
+    param: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ class Operation:
 
     def invoke(self, session: Session, host: str | None, options: Mapping[str, Any], *, what_if: bool) -> dict[str, Any]:
         """Call the operation for one host (or once) and return its result as JSON-able data."""
-        kwargs = {k: v for k, v in options.items() if v is not None}
+        kwargs = {(self.options[k].param or k) if k in self.options else k: v
+                  for k, v in options.items() if v is not None}
         if self.host_option is not None:
             kwargs[self.host_option] = [host] if self.host_list else host
         fn = self.function()
@@ -99,8 +103,8 @@ def as_result(value: Any) -> dict[str, Any]:
     data = jsonable(value)
     if not isinstance(data, dict):
         data = {"value": data}
-    data.setdefault("changed", False)
-    data["changed"] = bool(data["changed"])
+    # Some results compute ``changed`` (a property, not a field).
+    data["changed"] = bool(getattr(value, "changed", data.get("changed", False)))
     return data
 
 
@@ -108,6 +112,26 @@ def as_result(value: Any) -> dict[str, Any]:
 
 def _vm_list(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
     return {"vms": fn(session, kw["host"], list(kw.get("name") or []))}
+
+
+def _poll(kw: dict[str, Any]) -> dict[str, Any]:
+    """Migrations poll their job; HVAUTO_POLL_INTERVAL sets the pace as it does for the CLI."""
+    if "poll_interval" not in kw:
+        kw = {**kw, "poll_interval": float(os.environ.get("HVAUTO_POLL_INTERVAL") or 1.0)}
+    return kw
+
+
+def _migrating(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
+    return fn(session, **_poll(kw), what_if=what_if)
+
+
+def _evacuate(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
+    result = fn(session, **_poll(kw), what_if=what_if)
+    if int(getattr(result, "exit_code", 0)) != 0:
+        # Some VMs stayed: the step failed on this host (each VM's outcome is in the message).
+        bad = [f"{v.vm} ({v.status}: {v.detail})" for v in result.vms if v.status in ("failed", "skipped")]
+        raise HvautoError(f"{kw['host']}: {len(bad)} of {len(result.vms)} VM(s) not moved: {'; '.join(bad)}")
+    return result
 
 
 def _host_facts(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
@@ -126,6 +150,121 @@ OPERATIONS: dict[str, Operation] = {
             "host.facts", "hvauto.ops.hosts:facts",
             "A host's OS, PowerShell, memory and migration settings (hvauto host show).",
             {}, changes=False, adapter=_host_facts,
+        ),
+        Operation(
+            "migrate", "hvauto.ops.migrate:migrate",
+            "Move a VM to another host, shared-nothing (default) or live (hvauto migrate).",
+            {
+                "vm": Option("str", required=True, doc="the VM (exact name)"),
+                "dest": Option("host", required=True, doc="destination host"),
+                "from": Option("host", param="source", doc="source host (else every Hyper-V host is asked)"),
+                "live": Option("bool", doc="live migration: the VM's storage stays on its share"),
+                "storage_path": Option("str", doc="destination folder for the VM's files"),
+                "poll_interval": Option("number", doc="seconds between progress polls"),
+            },
+            host_option=None, adapter=_migrating,
+        ),
+        Operation(
+            "storage.move", "hvauto.ops.storage:move",
+            "Move a VM's storage on its host (hvauto storage move).",
+            {
+                "vm": Option("str", required=True, doc="the VM (exact name)"),
+                "path": Option("str", required=True, doc="destination folder for all of the VM's files"),
+                "host": Option("host", doc="the VM's host (else every Hyper-V host is asked)"),
+                "poll_interval": Option("number", doc="seconds between progress polls"),
+            },
+            host_option=None, adapter=_migrating,
+        ),
+        Operation(
+            "evacuate", "hvauto.ops.evacuate:evacuate",
+            "Move every VM off each host, within the migration limits (hvauto evacuate).",
+            {
+                "to": Option("host[]", doc="destination hosts (default: every other Hyper-V host)"),
+                "max_parallel": Option("int", doc="at most N moves at once"),
+                "poll_interval": Option("number", doc="seconds between progress polls"),
+            },
+            adapter=_evacuate,
+        ),
+        Operation(
+            "smb.share", "hvauto.ops.smb:create",
+            "Create an SMB share for VM storage or bring it in line (hvauto smb share create).",
+            {
+                "name": Option("str", required=True, doc="the share's name"),
+                "server": Option("host", required=True, doc="the file server"),
+                "path": Option("str", required=True, doc="the folder's local path on the server"),
+                "hosts": Option("host[]", required=True, doc="Hyper-V hosts (or groups) granted Full"),
+                "group": Option("str", doc="an AD group of the hosts, granted Full too"),
+                "admins": Option("str[]", doc="admin accounts or groups"),
+                "continuously_available": Option("bool"),
+                "encrypt": Option("bool", doc="require SMB encryption"),
+                "prune": Option("bool", doc="remove principals that are not asked for"),
+                "no_delegation": Option("bool", doc="do not add cifs/SERVER delegation for the hosts"),
+            },
+            host_option=None,
+        ),
+        Operation(
+            "smb.grant", "hvauto.ops.smb:grant", "Add hosts to an existing share (hvauto smb share grant).",
+            {
+                "name": Option("str", required=True), "server": Option("host", required=True),
+                "hosts": Option("host[]", required=True), "no_delegation": Option("bool"),
+            },
+            host_option=None,
+        ),
+        Operation(
+            "smb.revoke", "hvauto.ops.smb:revoke", "Take hosts off a share (hvauto smb share revoke).",
+            {"name": Option("str", required=True), "server": Option("host", required=True),
+             "hosts": Option("host[]", required=True)},
+            host_option=None,
+        ),
+        Operation(
+            "smb.remove", "hvauto.ops.smb:remove", "Remove a share, never its folder (hvauto smb share remove).",
+            {"name": Option("str", required=True), "server": Option("host", required=True),
+             "force": Option("bool", doc="remove even while VM files are on it")},
+            host_option=None,
+        ),
+        Operation(
+            "smb.show", "hvauto.ops.smb:show", "A share's access, folder ACL and sessions (hvauto smb share show).",
+            {"name": Option("str", required=True), "server": Option("host", required=True)},
+            host_option=None, changes=False,
+        ),
+        Operation(
+            "delegation.grant", "hvauto.ops.delegation:grant",
+            "Constrained delegation for migration and SMB (hvauto delegation grant).",
+            {
+                "source": Option("host", doc="the host whose account delegates"),
+                "to": Option("host[]", doc="destination hosts"),
+                "services": Option("str[]", doc="migration, cifs (default: both)"),
+                "mesh": Option("str", doc="every ordered pair of this inventory group"),
+            },
+            host_option=None,
+        ),
+        Operation(
+            "delegation.revoke", "hvauto.ops.delegation:revoke", "Remove delegation entries (hvauto delegation revoke).",
+            {"source": Option("host", required=True), "to": Option("host[]", required=True),
+             "services": Option("str[]")},
+            host_option=None,
+        ),
+        Operation(
+            "delegation.show", "hvauto.ops.delegation:show", "A host's delegation entries (hvauto delegation show).",
+            {}, changes=False,
+        ),
+        Operation(
+            "fabric.apply", "hvauto.ops.fabric:apply",
+            "Bring each host's network fabric to a spec: switch, team, vNICs, VLANs (hvauto fabric apply).",
+            {
+                "spec": Option("path", required=True, doc="the fabric spec (YAML), relative to the runbook"),
+                "force": Option("bool", doc="allow re-creating a switch that has VMs attached"),
+            },
+        ),
+        Operation(
+            "fabric.plan", "hvauto.ops.fabric:plan", "What fabric.apply would change on each host (hvauto fabric plan).",
+            {"spec": Option("path", required=True), "force": Option("bool")},
+            changes=False,
+        ),
+        Operation(
+            "report", "hvauto.runbook.builtin:report",
+            "A line for the run's summary, rendered per host (no remote call).",
+            {"message": Option("str", required=True)}, changes=False,
         ),
         Operation(
             "powershell", "hvauto.runbook.custom:run_template",
