@@ -148,6 +148,18 @@ def test_extras_are_reported_and_pruned_only_when_asked(lab: Lab) -> None:
     assert data["problems"] == []
 
 
+def test_prune_leaves_deny_entries_and_says_so(lab: Lab) -> None:
+    hand_made_share(lab, full=["LAB\\hostA$"], read=["BUILTIN\\Users"], no_access=["LAB\\hv12$"])
+    res = hv(*CREATE, "--prune")
+    assert res.code == 0, res.err
+    assert "share: revoked BUILTIN\\Users" in res.out
+    assert "extra (kept; a deny entry; Unblock-SmbShareAccess removes it): share: LAB\\hv12$" in res.err
+    data = show(lab)
+    assert {(a["account"], a["type"]) for a in data["share_acl"]} == {
+        ("LAB\\hostA$", "Allow"), ("LAB\\hostB$", "Allow"), ("LAB\\hv12$", "Deny")}
+    assert "share: LAB\\hv12$ is denied access" in data["problems"]
+
+
 def test_access_is_compared_by_sid_not_by_name(lab: Lab) -> None:
     # Hosts already granted under another spelling (by SID, lower-case name) count as granted.
     hand_made_share(lab, full=[HOST_A_SID, "lab\\HOSTB$"])

@@ -27,7 +27,7 @@ HostsOpt = Annotated[list[str], typer.Option("--hosts", help="Hyper-V hosts (or 
 NoDelegationOpt = Annotated[bool, typer.Option("--no-delegation", help="Do not add cifs/SERVER delegation for the hosts.")]
 
 
-def _print_result(result: ShareResult, output: Output) -> None:
+def _print_result(result: ShareResult, output: Output, *, prune: bool = False) -> None:
     if output is Output.json:
         print_json(result)
         return
@@ -38,8 +38,9 @@ def _print_result(result: ShareResult, output: Output) -> None:
         for line in result.done:
             typer.echo(f"  {line}")
     typer.echo(result.message)
+    why = "a deny entry; Unblock-SmbShareAccess removes it" if prune else "--prune removes it"
     for extra in result.extras:
-        note(f"extra (kept; --prune removes it): {extra}")
+        note(f"extra (kept; {why}): {extra}")
     for d in result.delegation:
         typer.echo(f"delegation: {d.message}")
 
@@ -81,7 +82,7 @@ def create(
     result = smb.create(session, name=name, server=server, path=path, hosts=hosts, group=group, admins=admins or [],
                         continuously_available=continuously_available, encrypt=encrypt, prune=prune,
                         no_delegation=no_delegation, what_if=what_if)
-    _print_result(result, output)
+    _print_result(result, output, prune=prune)
 
 
 @share.command("show")

@@ -299,8 +299,13 @@ class SharePlan:
         return out
 
     def extras(self) -> list[str]:
-        out = [f"share: {a.account or a.sid} ({a.sid}) has {a.type} {a.right}" for a in self.share_extra]
-        out += [f"folder: {a.account or a.sid} ({a.sid}) has explicit {a.type} {a.rights}" for a in self.folder_extra]
+        """Principals not asked for that stay after this plan."""
+        revoked = {a.sid for a in self.share_revoke}
+        out = [f"share: {a.account or a.sid} ({a.sid}) has {a.type} {a.right}"
+               for a in self.share_extra if not (a.sid in revoked and a.type == "Allow")]
+        gone = {a.sid for a in self.folder_revoke}
+        out += [f"folder: {a.account or a.sid} ({a.sid}) has explicit {a.type} {a.rights}"
+                for a in self.folder_extra if a.sid not in gone]
         return out
 
 
@@ -328,7 +333,8 @@ def plan_share(state: ShareState, wanted: Sequence[Grantee], *, create: bool, pr
         plan.folder_extra = [a for a in state.folder_acl
                              if not a.inherited and a.sid not in want and a.sid not in FOLDER_KEEP]
     if prune:
-        plan.share_revoke = list(plan.share_extra)
+        # Revoke-SmbShareAccess removes allow entries only; a deny entry stays reported (Unblock-SmbShareAccess).
+        plan.share_revoke = [a for a in plan.share_extra if a.type == "Allow"]
         plan.folder_revoke = list(plan.folder_extra)
     # Set-SmbPathAcl copies the whole share ACL to the folder: use it only when, after this plan,
     # the share ACL is exactly the wanted principals with Full and no explicit folder extra remains.
@@ -431,7 +437,7 @@ def _apply(session: Session, server: str, name: str, path: str, plan: SharePlan,
     state = ShareState.from_result(session.host(server).name, name, data["state"])
     missing = [f"share: {g.account}" for g in grantees if not state.share_full(g.sid)]
     missing += [f"folder: {g.account}" for g in grantees if not state.folder_full(g.sid)]
-    left = [f"share: {a.account or a.sid}" for a in state.share_acl if a.sid in revoked]
+    left = [f"share: {a.account or a.sid}" for a in state.share_acl if a.sid in revoked and a.type == "Allow"]
     left += [f"folder: {a.account or a.sid}" for a in state.folder_acl if a.sid in revoked and not a.inherited]
     if not state.exists or missing or left:
         detail = "; ".join([*(f"{m} lacks Full" for m in missing), *(f"{x} still there" for x in left)])
@@ -454,7 +460,7 @@ def _ensure(session: Session, *, name: str, server: str, path: str, wanted: list
                       report_extras=report_extras)
     real_path = state.path or path
     result = ShareResult(server=server, name=state.name, path=real_path, changed=False, what_if=what_if,
-                         steps=plan.steps(state.name, real_path), done=[], extras=plan.extras() if not prune else [],
+                         steps=plan.steps(state.name, real_path), done=[], extras=plan.extras(),
                          principals=grantees)
     if plan.empty:
         result.message = f"share {state.name} on {server} is already as asked: nothing to change"
@@ -554,7 +560,7 @@ def revoke(session: Session, *, name: str, server: str, hosts: Sequence[str], wh
     if not state.exists:
         raise NotFoundError(f"no share named {name!r} on {fs.name}")
     sids = set(state.resolved.values())
-    plan = SharePlan(share_revoke=[a for a in state.share_acl if a.sid in sids],
+    plan = SharePlan(share_revoke=[a for a in state.share_acl if a.sid in sids and a.type == "Allow"],
                      folder_revoke=[a for a in state.folder_acl if a.sid in sids and not a.inherited])
     if plan.share_revoke and len(plan.share_revoke) == len(state.share_acl):
         raise PreflightError([Problem("share-acl", f"revoking {', '.join(w.account for w in wanted)} would leave "

@@ -88,7 +88,8 @@ def _sid_for_smb(est: Estate, account: str, cmdlet: str) -> str:
 
 def new_smb_share(est: Estate, host: str, name: str, path: str, *, full: list[str] | None = None,
                   change: list[str] | None = None, read: list[str] | None = None,
-                  continuously_available: bool = False, encrypt_data: bool = False) -> dict[str, Any]:
+                  no_access: list[str] | None = None, continuously_available: bool = False,
+                  encrypt_data: bool = False) -> dict[str, Any]:
     """New-SmbShare, including its default: with every access list empty, Everyone gets Read."""
     if get_share(est, host, name) is not None:
         raise _smb_error("The name has already been shared.", 2118, "New-SmbShare", category="ResourceExists")
@@ -100,6 +101,8 @@ def new_smb_share(est: Estate, host: str, name: str, path: str, *, full: list[st
             sid = _sid_for_smb(est, account, "New-SmbShare")
             access = [a for a in access if a["sid"] != sid]
             access.append({"sid": sid, "type": "Allow", "right": right})
+    for account in no_access or []:
+        access.append({"sid": _sid_for_smb(est, account, "New-SmbShare"), "type": "Deny", "right": "Full"})
     if not access:
         access = [{"sid": principals.EVERYONE, "type": "Allow", "right": "Read"}]
     share: dict[str, Any] = {
