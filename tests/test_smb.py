@@ -103,13 +103,27 @@ def test_what_if_prints_the_plan_and_changes_nothing(lab: Lab) -> None:
 
 
 def test_create_with_admins_group_and_flags(lab: Lab) -> None:
-    res = hv(*CREATE, "--admins", "Hyper-V Admins,LAB\\Administrator", "--encrypt")
+    res = hv(*CREATE, "--group", "Hyper-V Admins", "--admins", "LAB\\Administrator", "--encrypt")
     assert res.code == 0, res.err
     data = show(lab)
     accounts = {a["account"] for a in data["share_acl"]}
     assert accounts == {"LAB\\hostA$", "LAB\\hostB$", "LAB\\Hyper-V Admins", "LAB\\Administrator"}
     assert {a["account"] for a in data["folder_acl"] if not a["inherited"]} == accounts
     assert data["settings"]["encrypt_data"] is True
+
+
+def test_a_clustered_host_brings_its_cluster_account(lab: Lab) -> None:
+    text = lab.paths.inventory.read_text()
+    lab.paths.inventory.write_text(text.replace('[hosts.hostA]\n', '[hosts.hostA]\ncluster = "clus1"\n'))
+    with lab.store.transaction() as est:
+        est.put("computer", "clus1", {"key": "clus1", "name": "clus1", "sam": "clus1$", "dns": "clus1.lab.test",
+                                      "sid": f"{DOMAIN_SID}-1300", "os": "2022", "allowed_to_delegate_to": [],
+                                      "trusted_to_auth_for_delegation": False})
+    res = hv(*CREATE)
+    assert res.code == 0, res.err
+    data = show(lab)
+    assert "LAB\\clus1$" in {a["account"] for a in data["share_acl"]}
+    assert f"{DOMAIN_SID}-1300" in {a["sid"] for a in data["folder_acl"] if a["rights"] == "FullControl"}
 
 
 def test_flags_are_turned_on_for_an_existing_share(lab: Lab) -> None:
