@@ -134,6 +134,13 @@ def _evacuate(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what
     return result
 
 
+def _each_host(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
+    """For functions that take a host or a group and report per host: this host's failure fails the step."""
+    report = fn(session, **kw, what_if=what_if)
+    report.raise_if_failed()
+    return report
+
+
 def _host_facts(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
     return fn(session, kw["host"])
 
@@ -247,6 +254,20 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             "delegation.show", "hvauto.ops.delegation:show", "A host's delegation entries (hvauto delegation show).",
             {}, changes=False,
+        ),
+        Operation(
+            "host.migration", "hvauto.ops.hostsettings:migration",
+            "Live-migration settings, only those given (hvauto host migration).",
+            {
+                "enable": Option("bool", doc="enable (true) or disable (false) live migration"),
+                "auth": Option("str", choices=("kerberos", "credssp"), doc="authentication for live migration"),
+                "networks": Option("str[]", doc="migration networks (CIDR); only these are used"),
+                "use_any_network": Option("bool", doc="let live migration use any network"),
+                "performance": Option("str", choices=("tcpip", "compression", "smb"), doc="transport (2012 R2+)"),
+                "max_vm": Option("int", doc="simultaneous live migrations"),
+                "max_storage": Option("int", doc="simultaneous storage migrations"),
+            },
+            adapter=_each_host,
         ),
         Operation(
             "fabric.apply", "hvauto.ops.fabric:apply",
