@@ -417,3 +417,24 @@ def test_lab_speed_sets_the_time_scale(lab: Lab) -> None:
     assert hv("lab", "speed", "25").code == 0
     assert meta(lab, "time_scale") == "25.0"
     assert "25.0" in hv("lab", "speed").out
+
+
+def test_a_clustered_vm_moves_live_through_the_cluster(fast_lab: Lab) -> None:
+    csv = "C:\\ClusterStorage\\Volume1\\vm01\\vm01.vhdx"
+    for host in ("hostA", "hostB"):
+        with fast_lab.store.transaction() as est:
+            h = est.get("host", host)
+            assert h is not None
+            est.put("host", host, {**h, "cluster": "clu1"}, host=host)
+    set_vm(fast_lab, "vm01", clustered=True, disks=[{"path": csv, "size": 60 * GiB, "file_size": 22 * GiB}])
+    blocked = hv("migrate", "--shared-nothing", "vm01", "hostB", "-o", "json", *FAST)
+    assert blocked.code == ExitCode.PREFLIGHT
+    vm_problem = next(p for p in blocked.json()["problems"] if p["check"] == "vm.clustered")
+    assert vm_problem["fix"] == "hvauto migrate --live vm01 hostB"
+    res = hv("migrate", "--live", "vm01", "hostB", "-o", "json", *FAST)
+    assert res.code == 0, res.err
+    assert res.json_lines()[-1]["mode"] == "cluster-live"
+    assert fast_lab.calls(template="migrate_cluster_start") == 1
+    assert fast_lab.calls(template="migrate_start") == 0
+    moved = vm_record(fast_lab, "vm01")
+    assert moved["host"].lower() == "hostb" and moved["disks"][0]["path"] == csv

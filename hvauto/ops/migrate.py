@@ -38,6 +38,8 @@ from hvauto.session import Session
 
 SHARED_NOTHING = "shared-nothing"
 LIVE = "live"
+#: A clustered VM's live move: Move-ClusterVirtualMachineRole; its storage stays on the CSV.
+CLUSTER_LIVE = "cluster-live"
 STORAGE = "storage"
 
 # CIM_ConcreteJob.JobState
@@ -224,7 +226,7 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
     if str(smig.get("auth_type")) == "CredSSP":
         add("source.auth", source, f"{source} authenticates migrations with CredSSP, which needs an interactive logon "
             "on the source (and fails under Credential Guard on 2025)", _host_fix(source, networks, enable=False))
-    if mode == LIVE:
+    if mode == LIVE and not vm.get("clustered"):
         local = [d["path"] for d in vm.get("disks") or [] if not str(d["path"]).startswith("\\\\")]
         if local:
             add("vm.storage", source, f"{vm_name}'s disks are on {source}'s own storage ({', '.join(local)}): a live "
@@ -279,7 +281,9 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
         add("compare-vm", dest, str(item.get("message")), "see the message (reported by Compare-VM on the source)",
             source_="Compare-VM", message_id=mid or None)
     # -- Active Directory: constrained delegation on the source's computer account
-    if computers is None:
+    if mode == LIVE and vm.get("clustered"):
+        pass  # the cluster service moves its roles itself: no constrained delegation involved
+    elif computers is None:
         add("delegation", source, "no AD host in the inventory: constrained delegation was not checked",
             "add the domain controller with roles = [\"ad\"] to the inventory", blocking=False)
     else:
@@ -300,7 +304,7 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
                 add("delegation.protocol_transition", source, f"{source}'s delegation is \"Kerberos only\"; a move "
                     "started remotely needs \"use any authentication protocol\" (TrustedToAuthForDelegation)", fix)
     # Last, so that it can tell whether the problems above explain it.
-    if compare.get("error"):
+    if compare.get("error") and not (mode == LIVE and vm.get("clustered")):
         rec = compare["error"]
         explained = any(p.blocking for p in problems)
         add("compare-vm", source, f"Compare-VM could not check the move: {rec.get('message')}",
@@ -451,11 +455,15 @@ def migrate(
     result = MigrationResult(vm=vm_name, vm_id=vm_id, mode=mode, source=src_host, dest=dest, storage_path=storage_path,
                              changed=False, what_if=what_if, problems=pre.problems, state=str(vmd.get("state") or ""),
                              bytes_moved=bytes_total)
-    verb = "Move-VM -IncludeStorage -DestinationStoragePath" if mode == SHARED_NOTHING else "Move-VM"
+    clustered = mode == LIVE and bool(vmd.get("clustered"))
+    if clustered:
+        result.mode = CLUSTER_LIVE
+    verb = ("Move-VM -IncludeStorage -DestinationStoragePath" if mode == SHARED_NOTHING else
+            "Move-ClusterVirtualMachineRole -MigrationType Live" if clustered else "Move-VM")
     result.plan = [
         f"move {vm_name} ({result.state}, {_gib(bytes_total)} to copy) from {src_host} to {dest}"
         + (f", storage to {storage_path}" if mode == SHARED_NOTHING else ", storage stays on its share"),
-        f"start {verb} -AsJob on {src_host}; watch Msvm_MigrationJob every {poll_interval:g}s",
+        f"start {verb} {'-Wait 0' if clustered else '-AsJob'} on {src_host}; watch Msvm_MigrationJob every {poll_interval:g}s",
         f"verify: {vm_name} {result.state} on {dest}" + (f", disks under {storage_path}" if mode == SHARED_NOTHING
                                                          else "") + f", gone from {src_host}",
     ]
@@ -472,10 +480,13 @@ def migrate(
         instance_id = str(pre.active_job["instance_id"])
     else:
         try:
-            start = session.run(src_host, "migrate_start", {
-                "VmId": vm_id, "DestinationHost": session.host(dest).fqdn,
-                "DestinationStoragePath": storage_path if mode == SHARED_NOTHING else "",
-                "IncludeStorage": mode == SHARED_NOTHING}).data
+            if clustered:
+                start = session.run(src_host, "migrate_cluster_start", {"VmId": vm_id, "Node": dest}).data
+            else:
+                start = session.run(src_host, "migrate_start", {
+                    "VmId": vm_id, "DestinationHost": session.host(dest).fqdn,
+                    "DestinationStoragePath": storage_path if mode == SHARED_NOTHING else "",
+                    "IncludeStorage": mode == SHARED_NOTHING}).data
             jobs = list(start.get("jobs") or [])
             job = pick_job(jobs)
             instance_id = str(job["instance_id"]) if job else ""
@@ -514,12 +525,25 @@ def migrate(
     return result
 
 
+def patiently(read: Callable[[], Any], *, attempts: int = 30, pause: float = 0.5,
+              sleep: Callable[[float], None] = time.sleep) -> Any:
+    """A read after the move started: a transient fault means look again (reads are safe to repeat)."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except TransportError as exc:
+            if not exc.transient or attempt == attempts - 1:
+                raise
+            sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def verify(session: Session, *, vm: str, vm_id: str, source: str, dest: str, state: str,
            storage_path: str | None) -> list[str]:
     """The VM is on the destination, in its prior state, its disks under the path, and gone from the source."""
     reads: dict[str, Callable[[], Any]] = {
-        dest: lambda: session.run(dest, "migrate_status", {"VmId": vm_id}).data,
-        source: lambda: session.run(source, "migrate_status", {"VmId": vm_id}).data,
+        dest: lambda: patiently(lambda: session.run(dest, "migrate_status", {"VmId": vm_id}).data),
+        source: lambda: patiently(lambda: session.run(source, "migrate_status", {"VmId": vm_id}).data),
     }
     group = session.fan_out(list(reads), lambda h: reads[session.host(h).name]())
     group.raise_if_failed()

@@ -593,3 +593,38 @@ def migrate_cleanup(call: LabCall) -> dict[str, Any]:
 
 
 __all__ = ["settle"]
+
+
+@handles("migrate_cluster_start")
+def migrate_cluster_start(call: LabCall) -> dict[str, Any]:
+    """Move-ClusterVirtualMachineRole -MigrationType Live: the VM's storage is on a CSV both nodes see."""
+    est, p = call.estate, call.params
+    vm_id, node = str(p["VmId"]), str(p["Node"])
+    cluster = call.host.get("cluster")
+    if not cluster:
+        raise CmdletError("The term 'Move-ClusterVirtualMachineRole' is not recognized as the name of a cmdlet, "
+                          "function, script file, or operable program.", category="ObjectNotFound",
+                          fqid="CommandNotFoundException", target="Move-ClusterVirtualMachineRole",
+                          exception="System.Management.Automation.CommandNotFoundException")
+    vm = vm_by_id(est, call.name, vm_id)
+    if vm is None or not vm.get("clustered"):
+        raise CmdletError(f"No matching clustered virtual machine was found for VMId '{vm_id}'.",
+                          category="ObjectNotFound", fqid="ClusterObjectNotFound,Microsoft.FailoverClusters."
+                          "PowerShell.MoveClusterVirtualMachineRoleCommand", target=vm_id)
+    dest = lab_host(est, node)
+    if dest is None or dest.get("cluster") != cluster:
+        raise CmdletError(f"The node '{node}' is not a member of cluster '{cluster}'.", category="InvalidArgument",
+                          fqid="InvalidNode,Microsoft.FailoverClusters.PowerShell.MoveClusterVirtualMachineRoleCommand",
+                          target=node)
+    err = hardware_error(vm, call.host, dest)
+    if err is None and running(vm):
+        reserved = sum(int(j["memory_bytes"]) for j in incoming(est, dest["name"]))
+        if memory_free(est, dest) - reserved < int(vm["memory_startup"]):
+            err = _failed_at_destination(vm, dest, f"'{vm['name']}' could not initialize. Not enough memory in "
+                                         f"the system to start the virtual machine {vm['name']}.")
+    if err is not None:
+        raise err
+    job = _new_job(call, vm, dest=dest, dest_given=dest["name"], dest_path="", include_storage=False)
+    _enqueue(call, job)
+    return {"started": True, "group": vm["name"], "owner_node": call.name.upper(),
+            "jobs": jobs_for(est, call.name, vm["id"], call.now)}
