@@ -12,8 +12,9 @@ State is read with the one AD reader (:mod:`hvauto.ops.ad`) and written with
 the list is never replaced, so entries hvauto was not told about stay.
 
 CredSSP is not a workaround: it needs an interactive logon on the source, and on Windows
-Server 2025 Credential Guard (on by default on domain members) breaks it outright.
-:func:`refuse_credssp` is the one check every hvauto path that would set CredSSP calls.
+Server 2025 Credential Guard (on by default on domain members) breaks it outright. ``grant``
+warns where a source migrates with CredSSP (the delegation would go unused); setting CredSSP is
+``hvauto host migration``'s business, and it refuses on 2025.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hvauto import versions
-from hvauto.errors import ConfigError, PreflightError, Problem, UsageError, ValidationError
+from hvauto.errors import ConfigError, PreflightError, Problem, ValidationError
 from hvauto.inventory import HostConfig, Inventory
 from hvauto.ops import ad
 from hvauto.ops.smb import check_domain_host, split_list
@@ -42,12 +43,6 @@ CREDSSP_2025 = (
     "domain-joined servers, blocks the credential delegation CredSSP relies on. Use Kerberos with constrained "
     "delegation (hvauto delegation grant SRC --to DEST)"
 )
-
-
-def refuse_credssp(host: str, version: str | None) -> None:
-    """Refuse to configure CredSSP (migration auth) on a 2025 host, saying why."""
-    if version is not None and versions.at_least(version, "2025"):
-        raise UsageError(f"{host}: refusing to configure CredSSP: {CREDSSP_2025}")
 
 
 def spns_for(dest: HostConfig, services: Iterable[str]) -> list[str]:
