@@ -438,3 +438,14 @@ def test_a_clustered_vm_moves_live_through_the_cluster(fast_lab: Lab) -> None:
     assert fast_lab.calls(template="migrate_start") == 0
     moved = vm_record(fast_lab, "vm01")
     assert moved["host"].lower() == "hostb" and moved["disks"][0]["path"] == csv
+
+
+def test_a_vm_already_moving_elsewhere_is_not_moved_again(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 0.01)
+    with fast_lab.session() as session:
+        session.run("hostA", "storage_move_start", {"VmId": vm_record(fast_lab, "vm01")["id"],
+                                                    "DestinationStoragePath": "C:\\VMs\\vm01"})
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST)
+    assert res.code == ExitCode.ERROR
+    assert "already being moved (a storage move)" in res.err and "hvauto migrate --cancel vm01" in res.err
+    assert fast_lab.calls(template="migrate_start") == 0

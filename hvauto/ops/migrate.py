@@ -468,6 +468,12 @@ def migrate(
                                                          else "") + f", gone from {src_host}",
     ]
     if pre.active_job is not None:
+        target = str(pre.active_job.get("destination_host") or "").split(".")[0].lower()
+        if target != dest.lower() or int(pre.active_job.get("migration_type") or 0) == 32769:
+            going = f"to {pre.active_job.get('destination_host')}" if target else "(a storage move)"
+            raise HvautoError(f"{vm_name} is already being moved {going} on {src_host}",
+                              hint=f"`hvauto migrate --watch {vm_name}` to follow it, `hvauto migrate --cancel "
+                              f"{vm_name}` to cancel it")
         result.plan.insert(0, f"a move of {vm_name} is already running on {src_host}: watch it, start nothing")
     if what_if:
         return result
