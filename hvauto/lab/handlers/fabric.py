@@ -289,7 +289,9 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
         new_lbfo_team(call, p["TeamName"], list(p.get("TeamMembers") or []), algorithm)
         steps.append(f"created LBFO team {p['TeamName']}")
     if p.get("RemoveSwitch"):
-        remove_vm_switch(call, p["RemoveSwitch"])
+        # The script picks the switch by exact name (no match: nothing to remove).
+        if est.get("switch", _key(host, p["RemoveSwitch"])) is not None:
+            remove_vm_switch(call, p["RemoveSwitch"])
         steps.append(f"removed switch {p['RemoveSwitch']}")
     switch_name = p.get("SwitchName") or ""
     if p.get("CreateSwitch"):
@@ -317,7 +319,7 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
         est.put("switch", sw["key"], sw, host=host)
         steps.append(f"set the members of switch {switch_name}")
     for name in p.get("RemoveVnic") or []:
-        est.delete("vnic", _vnic_or_fail(call, name, "RemoveVMNetworkAdapter")["key"])
+        est.delete("vnic", _key(host, name))  # exact-name filter: no match removes nothing
         steps.append(f"removed host vNIC {name}")
     for name in p.get("AddVnic") or []:
         sw = _switch_or_fail(call, switch_name, "AddVMNetworkAdapter")
@@ -409,7 +411,7 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
         _put_interface(call, iface)
         steps.append(f"removed address {address} from {name}")
     for name in p.get("PruneVnic") or []:
-        est.delete("vnic", _vnic_or_fail(call, name, "RemoveVMNetworkAdapter")["key"])
+        est.delete("vnic", _key(host, name))
         steps.append(f"removed host vNIC {name} (not in the spec)")
     if p.get("RestrictMigration") or p.get("MigrationAdd") or p.get("MigrationRemove"):
         from .hostsettings import change_migration
