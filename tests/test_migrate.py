@@ -449,3 +449,16 @@ def test_a_vm_already_moving_elsewhere_is_not_moved_again(fast_lab: Lab) -> None
     assert res.code == ExitCode.ERROR
     assert "already being moved (a storage move)" in res.err and "hvauto migrate --cancel vm01" in res.err
     assert fast_lab.calls(template="migrate_start") == 0
+
+
+def test_ctrl_c_during_evacuate_starts_no_more_moves_and_leaves_running_ones(
+        fast_lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_speed(fast_lab, 1)
+    _interrupt_at_first_progress(monkeypatch)
+    res = hv("evacuate", "hostA", *FAST)
+    assert res.code == ExitCode.INTERRUPTED
+    assert "hvauto migrate --watch VM" in res.err
+    started = fast_lab.calls(template="migrate_start")
+    assert 1 <= started <= 2  # the moves already started (at most the limit); the third never starts
+    with fast_lab.store.transaction() as est:
+        assert sum(1 for j in est.all("migration_job") if j["state"] == 4) == started

@@ -88,10 +88,12 @@ class Slots:
             return False
         return all(self.busy.get(h.lower(), 0) < self.limits.get(h.lower(), 2) for h in hosts)
 
-    def acquire(self, hosts: list[str]) -> None:
+    def acquire(self, hosts: list[str], stop: threading.Event | None = None) -> None:
         with self.cond:
             while not self._free(hosts):
-                self.cond.wait()
+                if stop is not None and stop.is_set():
+                    raise KeyboardInterrupt
+                self.cond.wait(timeout=0.2)
             for h in hosts:
                 self.busy[h.lower()] = self.busy.get(h.lower(), 0) + 1
             self.total += 1
@@ -233,22 +235,26 @@ def evacuate(
             result.vms.append(VMOutcome(v.name, "", mig.LIVE, "skipped",
                                         "clustered role: drain the node with Suspend-ClusterNode -Drain"))
     lock = threading.Lock()
+    stop = threading.Event()
     slots = Slots(result.limits, max_parallel)
 
     def run_one(vm: vm_ops.VM, cap: Capacity) -> VMOutcome:
         live = bool(vm.disks) and all(d.path.startswith("\\\\") for d in vm.disks)
         mode = mig.LIVE if live else mig.SHARED_NOTHING
         hosts = [host, cap.host]
-        slots.acquire(hosts)
+        slots.acquire(hosts, stop)
         started = time.monotonic()
         try:
             res = mig.migrate(session, vm=vm.name, dest=cap.host, source=host, live=live, on_progress=on_progress,
-                              poll_interval=poll_interval)
+                              poll_interval=poll_interval, should_stop=stop.is_set)
             out = VMOutcome(vm.name, cap.host, mode, "moved", "already there" if res.already_done else
                             f"verified on {cap.host}", res.elapsed_seconds, res.bytes_moved)
         except HvautoError as exc:
             out = VMOutcome(vm.name, cap.host, mode, "failed", str(exc).splitlines()[0] + (
                 f" ({exc.hint})" if exc.hint else ""), time.monotonic() - started)
+        except KeyboardInterrupt:
+            stop.set()  # before the slot is released: no waiting move may take it and start
+            raise
         finally:
             slots.release(hosts)
         if on_outcome is not None:
@@ -269,8 +275,16 @@ def evacuate(
             todo.append((vm, cap))
     if todo:
         workers = min(len(todo), sum(result.limits.values()), max_parallel or len(todo))
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hvauto-evacuate") as pool:
-            result.vms.extend(pool.map(lambda item: run_one(*item), todo))
+        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hvauto-evacuate")
+        try:
+            futures = [pool.submit(run_one, vm, cap) for vm, cap in todo]
+            result.vms.extend(f.result() for f in futures)
+        except KeyboardInterrupt:
+            # Ctrl-C: start no more moves and stop watching; the moves already running go on on the hosts.
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     order = {v.name: i for i, v in enumerate(vms)}
     result.vms.sort(key=lambda o: order.get(o.vm, 0))
     return result

@@ -358,15 +358,19 @@ def pick_job(jobs: list[dict[str, Any]], instance_id: str = "") -> dict[str, Any
 
 def watch(session: Session, *, source: str, vm: str, vm_id: str, dest: str, instance_id: str = "",
           bytes_total: int = 0, on_progress: ProgressFn | None = None, poll_interval: float = 1.0,
-          max_lost_polls: int = 60, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
+          max_lost_polls: int = 60, sleep: Callable[[float], None] = time.sleep,
+          should_stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
     """Poll the source's Msvm_MigrationJob with short reads until the job ends; return its last state.
 
     A transient fault is retried by the session; if the host stays unreachable the loop keeps
     re-inspecting (never re-starting) for ``max_lost_polls`` polls before it gives up.
+    ``should_stop`` ends the watching (KeyboardInterrupt), never the move.
     """
     started = time.monotonic()
     lost = 0
     while True:
+        if should_stop is not None and should_stop():
+            raise KeyboardInterrupt
         try:
             status = session.run(source, "migrate_status", {"VmId": vm_id}).data
             lost = 0
@@ -425,6 +429,7 @@ def migrate(
     on_progress: ProgressFn | None = None,
     on_started: Callable[[StartedMove], None] | None = None,
     poll_interval: float = 1.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> MigrationResult:
     """``hvauto migrate --shared-nothing|--live VM DEST``: locate, preflight, start, watch, verify."""
     mode = LIVE if live else SHARED_NOTHING
@@ -479,6 +484,8 @@ def migrate(
         return result
     if pre.active_job is None and result.blocking:
         raise PreflightError(pre.problems, what=f"preflight of {vm_name} {src_host} -> {dest}")
+    if should_stop is not None and should_stop():
+        raise KeyboardInterrupt
     started = time.monotonic()
     instance_id = ""
     if pre.active_job is not None:
@@ -512,7 +519,8 @@ def migrate(
     if on_started is not None:
         on_started(StartedMove(vm=vm_name, vm_id=vm_id, source=src_host, dest=dest))
     final = watch(session, source=src_host, vm=vm_name, vm_id=vm_id, dest=dest, instance_id=instance_id,
-                  bytes_total=bytes_total, on_progress=on_progress, poll_interval=poll_interval)
+                  bytes_total=bytes_total, on_progress=on_progress, poll_interval=poll_interval,
+                  should_stop=should_stop)
     result.job_id = str(final["instance_id"]) if final else instance_id
     if final is not None and int(final["job_state"]) != COMPLETED:
         state = int(final["job_state"])
