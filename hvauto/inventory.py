@@ -22,6 +22,7 @@ with the file, the key and the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -78,7 +79,8 @@ class HostConfig:
 
     @property
     def fqdn(self) -> str:
-        if "." in self.address:
+        # An IP address says where to connect, not the host's name (Kerberos SPNs, delegation).
+        if "." in self.address and not _is_ip(self.address):
             return self.address
         return f"{self.name}.{self.domain}" if self.domain else self.name
 
@@ -86,6 +88,14 @@ class HostConfig:
     def endpoint(self) -> str:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{self.address or self.name}:{self.effective_port}/{self.path}"
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 _HOST_KEYS = {f.name for f in fields(HostConfig)} - {"name"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,21 @@ class FaultKind(str, Enum):
     permanent = "permanent"
     timeout = "timeout"
     auth = "auth"
+    # Wire-level kinds, played by `hvauto lab serve` (the in-process lab maps them to the nearest above).
+    http503 = "http503"
+    reset = "reset"
+    hang = "hang"
+    quota = "quota"
+
+
+class WireAction(str, Enum):
+    Create = "Create"
+    Command = "Command"
+    Send = "Send"
+    Receive = "Receive"
+    Signal = "Signal"
+    Delete = "Delete"
+    Get = "Get"
 
 
 def _state_path(ctx: typer.Context) -> Path:
@@ -35,18 +51,78 @@ def _state_path(ctx: typer.Context) -> Path:
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to write hvauto.toml and lab/.")] = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite an hvauto.toml that is not a lab's.")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Reach the lab over real WinRM/PSRP (`hvauto lab serve`).")]
+    = False,
+    tls: Annotated[bool, typer.Option(help="With --serve: HTTPS with the lab's own CA, or plain HTTP + Basic.")]
+    = True,
+    port: Annotated[int | None, typer.Option(help="With --serve: the endpoint's port (55986 TLS, 55985 HTTP).",
+                                             min=1, max=65535)] = None,
 ) -> None:
     """Write a lab inventory (hvauto.toml) and a fresh simulated estate (lab/estate.db)."""
     from hvauto.lab import setup
 
-    p = setup.init(directory, force=force)
+    opts = setup.ServeOptions(port=port, tls=tls) if serve else None
+    p = setup.init(directory, force=force, serve=opts)
     typer.echo(f"lab estate created: {p.state}")
     typer.echo(f"inventory written: {p.inventory}")
     typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
+    if opts is not None:
+        typer.echo(f"transport: psrp to 127.0.0.1:{opts.effective_port} ({'TLS' if opts.tls else 'HTTP'}, Basic); "
+                   "start the endpoint with `hvauto lab serve` in another terminal")
     if directory.resolve() != Path.cwd().resolve():
         typer.echo(f"next: cd {directory} && hvauto vm list")
     else:
         typer.echo("next: hvauto vm list")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: the inventory's; 0 = any free).",
+                                             min=0, max=65535)] = None,
+    hosts: Annotated[list[str] | None, typer.Option("--hosts", help="Serve only these lab hosts.")] = None,
+    tls: Annotated[bool | None, typer.Option("--tls/--no-tls", help="Default: as the inventory says.")] = None,
+) -> None:
+    """Serve the lab over WinRM (WS-Management, PSRP and WinRS) on 127.0.0.1 until Ctrl-C."""
+    import signal
+    import threading
+
+    from hvauto.lab.wire import certs
+    from hvauto.lab.wire.server import TLSFiles, WireServer
+
+    state = _state_path(ctx)
+    inv = get_app(ctx).inventory
+    wired = [h for h in inv.hosts.values() if h.transport != "lab"]
+    use_tls = tls if tls is not None else (wired[0].tls if wired else False)
+    if port is None:
+        port = wired[0].effective_port if wired else 0
+    tls_files = None
+    if use_tls:
+        files = certs.files(state.parent)
+        if not (files.cert.is_file() and files.key.is_file()):
+            raise UsageError(f"no lab certificate in {state.parent}; run `hvauto lab init --serve` (TLS) first")
+        tls_files = TLSFiles(files.cert, files.key)
+    try:
+        server = WireServer(state, hosts=hosts or None, port=port, tls=tls_files)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    done = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
+    server.start()
+    try:
+        typer.echo(f"serving {len(server.hosts)} lab host(s) on {server.scheme}://127.0.0.1:{server.port}/wsman/<host>"
+                   " (Ctrl-C to stop)")
+        sys.stdout.flush()
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    typer.echo("stopped")
 
 
 @app.command()
@@ -68,9 +144,21 @@ def fault(
     delay: Annotated[float | None, typer.Option(help="Seconds of latency added to every call.", min=0)] = None,
     fail_next: Annotated[int | None, typer.Option(help="Fail the next N calls.", min=0)] = None,
     kind: Annotated[FaultKind, typer.Option(help="How the next calls fail.")] = FaultKind.transient,
+    on: Annotated[WireAction | None, typer.Option(
+        help="Over the wire: fail only this WS-Management action (default: any request).")] = None,
+    stretch: Annotated[float | None, typer.Option(
+        help="Over the wire: every script takes this many seconds, its progress spread over them.", min=0)] = None,
+    idle_timeout: Annotated[float | None, typer.Option(
+        help="Over the wire: drop shells idle for longer than this (WinRM's IdleTimeout).", min=0)] = None,
     clear: Annotated[bool, typer.Option(help="Remove every fault on the host.")] = False,
 ) -> None:
-    """Inject faults into a lab host: unreachable, slow, or failing its next calls."""
+    """Inject faults into a lab host: unreachable, slow, or failing its next calls.
+
+    Over the wire (`hvauto lab serve`), --delay is added to every WS-Management request,
+    and the kinds are: transient and http503 (HTTP 503), reset (TCP reset), timeout and
+    hang (no answer until the client gives up), auth (HTTP 401), quota (the WinRM shell
+    quota fault), permanent (the script fails with an error record).
+    """
     from hvauto.lab.transport import store_for
 
     name = get_app(ctx).inventory.host(host).name
@@ -80,15 +168,28 @@ def fault(
         typer.echo(f"{name}: faults cleared")
         return
     data = store.set_fault(name, down=down, delay=delay, fail_next=fail_next,
-                           kind=kind.value if fail_next else None)
+                           kind=kind.value if fail_next else None, fail_on=on.value if on else None,
+                           stretch=stretch, idle_timeout=idle_timeout)
     typer.echo(f"{name}: {data}")
 
 
 @app.command()
-def calls(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
-    """How many scripts each lab host has run, by template and outcome."""
+def calls(
+    ctx: typer.Context,
+    output: OutputOpt = Output.table,
+    wire: Annotated[bool, typer.Option("--wire", help="WS-Management requests served by `hvauto lab serve`.")]
+    = False,
+) -> None:
+    """How many scripts each lab host has run, by template and outcome (or requests, by action)."""
     from hvauto.lab.transport import store_for
 
+    if wire:
+        requests = store_for(str(_state_path(ctx))).request_counts()
+        if output is Output.json:
+            print_json({"requests": [{"host": h, "action": a, "status": s, "count": n} for h, a, s, n in requests]})
+            return
+        table(["host", "action", "status", "count"], requests)
+        return
     rows = store_for(str(_state_path(ctx))).call_counts()
     if output is Output.json:
         print_json({"calls": [{"host": h, "template": t, "outcome": o, "count": n} for h, t, o, n in rows]})

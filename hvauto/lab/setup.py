@@ -56,6 +56,65 @@ hyperv = ["hostA", "hostB", "hv12"]
 """
 
 
+#: The lab's hosts, in inventory order: (name, roles, os; None = ask the host).
+HOSTS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
+    ("dc01", ("ad",), "2022"),
+    ("fs01", ("fileserver",), "2022"),
+    ("hostA", ("hyperv",), "2022"),
+    ("hostB", ("hyperv",), "2022"),
+    ("hv12", ("hyperv",), None),
+)
+DEFAULT_SERVE_PORT = {True: 55986, False: 55985}
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """``lab init --serve``: the hosts use the real psrp transport against ``hvauto lab serve``."""
+
+    port: int | None = None
+    tls: bool = True
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or DEFAULT_SERVE_PORT[self.tls]
+
+
+def serve_inventory(opts: ServeOptions) -> str:
+    """The inventory for the lab over the wire: one endpoint on 127.0.0.1, one path per host."""
+    if opts.tls:
+        security = 'tls = true\nca_path = "lab/ca.pem"  # the lab\'s own CA: validation stays on\n'
+    else:
+        security = ("tls = false\n# Basic over plain HTTP sends the password in the clear: acceptable on loopback only.\n"
+                    "allow_unencrypted = true\n")
+    hosts = []
+    for name, roles, os_version in HOSTS:
+        lines = [f"[hosts.{name}]", f'path = "wsman/{name}"', f"roles = {list(roles)!r}".replace("'", '"')]
+        if os_version:
+            lines.append(f'os = "{os_version}"')
+        else:
+            lines.insert(0, "# No `os` here on purpose: hvauto asks the host (one PowerShell 3.0-safe round trip).")
+        hosts.append("\n".join(lines))
+    return (
+        f"{MARKER}, written by `hvauto lab init --serve`.\n"
+        "# The hosts below are simulated and reached over real WinRM/PSRP: `hvauto lab serve` answers\n"
+        f"# on 127.0.0.1:{opts.effective_port} from the estate in {STATE}, one URL path per host.\n"
+        f"# The password for LAB\\Administrator is in {PASSWORD_FILE}.\n\n"
+        f'[settings]\nnetbios = "{NETBIOS}"\n\n'
+        "[defaults]\n"
+        'transport = "psrp"\n'
+        'address = "127.0.0.1"\n'
+        f"port = {opts.effective_port}\n"
+        f"{security}"
+        'auth = "basic"\n'
+        f'username = "{NETBIOS}\\\\Administrator"\n'
+        f'password_command = "cat {PASSWORD_FILE}"\n'
+        f'lab_state = "{STATE}"\n'
+        f'domain = "{DOMAIN}"\n\n'
+        + "\n\n".join(hosts)
+        + '\n\n[groups]\nhyperv = ["hostA", "hostB", "hv12"]\n'
+    )
+
+
 @dataclass(frozen=True)
 class LabPaths:
     inventory: Path
@@ -80,7 +139,7 @@ def load_estate(state: Path, password: str) -> None:
         store.close()
 
 
-def init(directory: Path, *, force: bool = False) -> LabPaths:
+def init(directory: Path, *, force: bool = False, serve: ServeOptions | None = None) -> LabPaths:
     p = paths(directory)
     if p.inventory.exists() and not force:
         head = p.inventory.read_text(encoding="utf-8", errors="replace")[: len(MARKER)]
@@ -92,7 +151,11 @@ def init(directory: Path, *, force: bool = False) -> LabPaths:
     fd = os.open(p.password, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(password + "\n")
-    p.inventory.write_text(INVENTORY, encoding="utf-8")
+    if serve is not None and serve.tls:
+        from .wire import certs
+
+        certs.generate(p.state.parent)
+    p.inventory.write_text(serve_inventory(serve) if serve is not None else INVENTORY, encoding="utf-8")
     load_estate(p.state, password)
     return p
 

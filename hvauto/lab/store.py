@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS calls (
     outcome TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS wire_requests (
+    host TEXT NOT NULL,
+    action TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (host, action, status)
+);
 """
 
 
@@ -128,6 +135,7 @@ class LabStore:
             est.conn.execute("DELETE FROM objects")
             est.conn.execute("DELETE FROM faults")
             est.conn.execute("DELETE FROM calls")
+            est.conn.execute("DELETE FROM wire_requests")
             est.conn.execute("DELETE FROM meta")
             for kind, items in objects.items():
                 for item in items:
@@ -196,3 +204,44 @@ class LabStore:
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         with self.transaction() as est:
             return est.snapshot()
+
+    # -- the wire endpoint ---------------------------------------------------------------------------
+    def take_wire_fault(self, host: str, action: str) -> str | None:
+        """The fault kind for this WS-Management request, consuming one of ``fail_next`` if it applies.
+
+        ``fail_on`` restricts the fault to one action (Create, Command, Receive ...); a
+        ``permanent`` fault is the script's, not the wire's, and is left for the run.
+        """
+        if int(self.fault(host).get("fail_next", 0) or 0) <= 0:
+            return None  # the common case reads without a write lock (a long lab call may hold it)
+        with self.transaction() as est:
+            row = est.conn.execute("SELECT data FROM faults WHERE host=?", (_key(host),)).fetchone()
+            if not row:
+                return None
+            data: dict[str, Any] = json.loads(row[0])
+            kind = str(data.get("kind") or "transient")
+            on = data.get("fail_on")
+            if int(data.get("fail_next", 0) or 0) <= 0 or kind == "permanent" or (on and on.lower() != action.lower()):
+                return None
+            data["fail_next"] = int(data["fail_next"]) - 1
+            est.conn.execute("UPDATE faults SET data=? WHERE host=?", (json.dumps(data), _key(host)))
+            return kind
+
+    def peek(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Read one object outside any transaction (WAL readers never wait for a writer)."""
+        return Estate(self._conn()).get(kind, key)
+
+    def record_requests(self, counts: Mapping[tuple[str, str, int], int]) -> None:
+        with self.transaction() as est:
+            for (host, action, status), n in counts.items():
+                est.conn.execute(
+                    "INSERT INTO wire_requests (host, action, status, count) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (host, action, status) DO UPDATE SET count = count + excluded.count",
+                    (_key(host), action, status, n),
+                )
+
+    def request_counts(self) -> list[tuple[str, str, int, int]]:
+        """WS-Management requests the wire endpoint answered: (host, action, HTTP status, count)."""
+        rows = self._conn().execute(
+            "SELECT host, action, status, count FROM wire_requests ORDER BY host, action, status")
+        return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
