@@ -9,6 +9,7 @@ import pytest
 from hvauto.errors import ExitCode
 from hvauto.lab.estate import DOMAIN_SID, OS_INFO
 from hvauto.lab.handlers import smb as lab_smb
+from hvauto.ops.smb import Grantee, ShareAce, ShareState, plan_share
 
 from .conftest import Lab, hv
 
@@ -341,3 +342,32 @@ def test_render_prints_the_read_step_and_contacts_no_host(lab: Lab) -> None:
     assert res.code == 0, res.err
     assert "Get-SmbShareAccess" in res.out and "$hvautoEnvelope" in res.out
     assert lab.calls() == 0
+
+
+# -- the plan's Set-SmbPathAcl decision (data-driven) ------------------------------------------------------
+
+def _state(share_acl: list[tuple[str, str, str]] | None) -> ShareState:
+    return ShareState(server="fs01", name="VMs", exists=share_acl is not None, path="D:\\Shares\\VMs",
+                      settings={} if share_acl is not None else None,
+                      share_acl=[ShareAce(sid, sid, t, r) for sid, t, r in share_acl or []],
+                      folder_exists=True, folder_acl=[], open_files=[], resolved={}, unresolved={})
+
+
+A, B = Grantee("LAB\\hostA$", HOST_A_SID), Grantee("LAB\\hostB$", HOST_B_SID)
+PATH_ACL_CASES = [
+    ("new share", None, False, True, True),
+    ("new share on 2012", None, False, False, False),
+    ("extra kept", [(EVERYONE, "Allow", "Read")], False, True, False),
+    ("extra pruned", [(EVERYONE, "Allow", "Read")], True, True, True),
+    ("host has Read only", [(HOST_A_SID, "Allow", "Read")], False, True, True),
+    ("host denied", [(HOST_A_SID, "Deny", "Full")], True, True, False),
+    ("extra deny kept even with prune", [(EVERYONE, "Deny", "Full")], True, True, False),
+]
+
+
+@pytest.mark.parametrize(("acl", "prune", "supported", "expected"), [c[1:] for c in PATH_ACL_CASES],
+                         ids=[c[0] for c in PATH_ACL_CASES])
+def test_set_smbpathacl_only_when_the_share_acl_is_exactly_the_wanted_principals(
+        acl: list[tuple[str, str, str]] | None, prune: bool, supported: bool, expected: bool) -> None:
+    plan = plan_share(_state(acl), [A, B], create=True, prune=prune, path_acl_supported=supported)
+    assert plan.use_path_acl is expected

@@ -339,9 +339,10 @@ def plan_share(state: ShareState, wanted: Sequence[Grantee], *, create: bool, pr
     # Set-SmbPathAcl copies the whole share ACL to the folder: use it only when, after this plan,
     # the share ACL is exactly the wanted principals with Full and no explicit folder extra remains.
     revoked = {a.sid for a in plan.share_revoke}
-    after = [a for a in state.share_acl if a.sid not in revoked] if state.exists else []
-    after_sids = {a.sid for a in after} | {g.sid for g in plan.share_grant}
-    exact = all(a.full or a.sid in {g.sid for g in plan.share_grant} for a in after) and after_sids == set(want)
+    after = [a for a in state.share_acl if not (a.sid in revoked and a.type == "Allow")] if state.exists else []
+    granted = {g.sid for g in plan.share_grant}
+    exact = (all(a.type == "Allow" and (a.full or a.sid in granted) for a in after)
+             and {a.sid for a in after} | granted == set(want))
     left_extra = bool(plan.folder_extra) and not prune
     plan.use_path_acl = bool(path_acl_supported and plan.folder_grant and exact and not left_extra)
     return plan
