@@ -135,3 +135,55 @@ def test_a_second_run_of_the_same_runbook_exits_at_once(lab: Lab, _state: Path) 
     assert proc.returncode == 0, err
     assert hv("runbook", "history", "-o", "json").json()["runs"][0]["state"] == "ok"
     assert len(hv("runbook", "history", "-o", "json").json()["runs"]) == 1
+
+
+MIGRATION = """
+name: move vm01
+steps:
+  - name: facts
+    host.facts: {}
+    hosts: [hostA, hostB]
+  - name: move
+    migrate:
+      vm: vm01
+      dest: hostB
+  - name: where it is now
+    vm.list: {}
+    hosts: hostB
+    register: after
+"""
+
+
+def test_sigkill_while_a_migration_runs_resumes_by_watching_it_not_starting_another(
+        lab: Lab, _state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (lab.dir / "move.yml").write_text(textwrap.dedent(MIGRATION).lstrip())
+    with lab.store.transaction() as est:
+        est.set_meta("time_scale", "2")  # the move takes a few seconds: long enough to be killed in
+    proc = spawn(lab, _state, "runbook", "run", "move.yml")
+    try:
+        wait_for_task(_state, 1, "-", proc)
+        deadline = time.monotonic() + 30
+        while lab.calls(template="migrate_start") == 0:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    assert proc.returncode == -signal.SIGKILL
+    with lab.store.transaction() as est:
+        est.set_meta("time_scale", "200")
+    monkeypatch.setenv("HVAUTO_POLL_INTERVAL", "0.01")
+    res = hv("runbook", "resume", "1")
+    assert res.code == 0, res.err
+    assert lab.calls(template="migrate_start") == 1  # re-inspected and watched, never started twice
+    shown = hv("runbook", "show", "1", "-o", "json").json()
+    steps = {s["index"]: s["tasks"] for s in shown["steps"]}
+    assert [(t["host"], t["state"], t["attempts"]) for t in steps[0]] == [("hostA", "done", 1), ("hostB", "done", 1)]
+    assert [(t["state"], t["attempts"]) for t in steps[1]] == [("done", 2)]
+    assert [v["name"] for v in steps[2][0]["result"]["vms"]] == ["vm01"]
+    result = steps[1][0]["result"]
+    assert result["resumed"] or result["already_done"], result
+    # The finished facts step made its two calls before the kill and none after.
+    assert sorted(c["host"] for c in shown["calls"] if c["step"] == 0) == ["hostA", "hostB"]
