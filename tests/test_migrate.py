@@ -137,7 +137,7 @@ def test_missing_switch_comes_from_compare_vm_with_message_33012(fast_lab: Lab) 
     res = hv("migrate", "--shared-nothing", "vm01", "hostB", "-o", "json", *FAST)
     assert res.code == ExitCode.PREFLIGHT
     switch = [p for p in res.json()["problems"] if p["check"] == "dest.switch"]
-    assert len(switch) == 1 and switch[0]["message_id"] == 33012
+    assert len(switch) == 1 and switch[0]["message_id"] == 33012 and switch[0]["source"] == "Compare-VM"
 
 
 def test_what_if_prints_plan_and_preflight_and_changes_nothing(fast_lab: Lab) -> None:
@@ -467,3 +467,10 @@ def test_ctrl_c_during_evacuate_starts_no_more_moves_and_leaves_running_ones(
     assert 1 <= started <= 2  # the moves already started (at most the limit); the third never starts
     with fast_lab.store.transaction() as est:
         assert sum(1 for j in est.all("migration_job") if j["state"] == 4) == started
+
+
+def test_evacuate_max_parallel_caps_the_moves_below_the_host_limits(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 100)
+    res = hv("evacuate", "hostA", "--max-parallel", "1", *FAST)
+    assert res.code == 0, res.err
+    assert meta(fast_lab, "peak_submitted_max_vm_migrations/hosta") == "1"

@@ -250,7 +250,7 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
             add("dest.switch", dest, f"{dest} has no virtual switch named {sw!r}, which {vm_name} is connected to "
                 "(Compare-VM: Could not find Ethernet switch)",
                 f"hvauto switch create {dest} {sw} ... (a switch of the same name, on the same network)",
-                message_id=33012 if 33012 in by_id else None)
+                message_id=33012 if 33012 in by_id else None, source_="Compare-VM" if 33012 in by_id else "hvauto")
     if vm["version"] not in (dst.get("supported_versions") or []):
         need = MIN_OS_FOR_VERSION.get(str(vm["version"]))
         add("dest.config_version", dest, f"{vm_name} has configuration version {vm['version']}; {dest} supports only "
