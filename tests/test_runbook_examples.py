@@ -91,4 +91,5 @@ def test_nightly_evacuate_empties_the_host(lab: Lab) -> None:
     res = hv("runbook", "run", str(PLAYBOOKS / "nightly-evacuate.yml"), "--var", "patch_host=hostA")
     assert res.code == 0, res.err
     assert "hostA: empty, ready for patching" in res.out
+    assert "vm01 -> hostB 100% Completed" in res.err  # live progress of each move
     assert hv("vm", "list", "hostA", "-o", "json").json()["vms"] == []

@@ -49,6 +49,10 @@ class TextReporter:
         where = "" if hosts == ["-"] else f" on {', '.join(hosts) or '(no hosts)'}"
         self._line(f"[{step.index + 1}/{total}] {step.name} ({step.op}){where}")
 
+    def task_progress(self, step: Step, host: str, progress: dict[str, Any]) -> None:
+        what = " -> ".join(str(progress[k]) for k in ("vm", "dest") if progress.get(k))
+        self._line(f"    {host:<12} {what} {progress.get('percent', '?')}% {progress.get('state', '')}".rstrip())
+
     def task_finished(self, step: Step, outcome: TaskOutcome) -> None:
         word = {"done": "changed" if outcome.changed else "ok", "failed": "FAILED", "skipped": "skipped"}.get(
             outcome.state, outcome.state)
@@ -84,6 +88,9 @@ class JsonReporter:
     def step_started(self, step: Step, hosts: list[str], total: int) -> None:
         self._emit({"event": "step.started", "step": step.index + 1, "name": step.name, "op": step.op,
                     "hosts": hosts})
+
+    def task_progress(self, step: Step, host: str, progress: dict[str, Any]) -> None:
+        self._emit({"event": "progress", "step": step.index + 1, "host": host, **progress})
 
     def task_finished(self, step: Step, outcome: TaskOutcome) -> None:
         event: dict[str, Any] = {"event": "task", "step": step.index + 1, "host": outcome.host,
@@ -271,6 +278,10 @@ def resume(
         raise ValidationError([f"run {run_id} used secret variable(s) {', '.join(missing)}, which the journal does "
                                f"not keep: give them again with --var NAME=VALUE or --vars-file"], what="resume")
     variables = {**record.vars, **given}
+    # The inventory may have changed since: check again, before any remote call.
+    problems = loader.validate(rb, state.inventory, variables, limit=record.limits)
+    if problems:
+        raise ValidationError(sorted(problems, key=loader.problem_order), what=f"journalled runbook of run {run_id}")
     if str(state.inventory.path) != record.inventory:
         note(f"run {run_id} used the inventory {record.inventory}; resuming with {state.inventory.path}")
     summary = execute(state, rb, variables, check=record.check_mode, limit=record.limits, forks=record.forks,

@@ -28,6 +28,7 @@ from hvauto.session import Session
 
 from . import templating
 from .loader import OMIT, Runbook, Step, _as_list, _type_ok, inventory_view, resolve_path
+from .operations import jsonable
 
 log = logging.getLogger("hvauto.runbook")
 
@@ -115,6 +116,8 @@ class Reporter(Protocol):
     def run_started(self, run_id: int, rb: Runbook, *, resumed: bool, check: bool) -> None: ...
 
     def step_started(self, step: Step, hosts: list[str], total: int) -> None: ...
+
+    def task_progress(self, step: Step, host: str, progress: dict[str, Any]) -> None: ...
 
     def task_finished(self, step: Step, outcome: TaskOutcome) -> None: ...
 
@@ -337,10 +340,24 @@ class Engine:
         inputs = {**({"host": target} if target else {}), **options, "what_if": self.check and op.changes}
         self.journal.task_started(self.run_id, step.index, host, inputs)
         attempt = 0
+        seen: dict[str, tuple[int, str]] = {}
+
+        def progress(p: Any) -> None:
+            # A line per quarter of each move (and per state change), not per poll.
+            data = jsonable(p)
+            if not isinstance(data, dict):
+                return
+            key = str(data.get("vm") or "")
+            mark = (int(data.get("percent") or 0) // 25, str(data.get("state") or ""))
+            if seen.get(key) != mark:
+                seen[key] = mark
+                self.reporter.task_progress(step, host, data)
+
         while True:
             attempt += 1
             try:
-                result = op.invoke(self.session, target, options, what_if=self.check and op.changes)
+                result = op.invoke(self.session, target, options, what_if=self.check and op.changes,
+                                   on_progress=progress)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded; bugs go to the debug log
                 if not isinstance(exc, HvautoError):
                     log.debug("%s on %s: unexpected error", step.name, host, exc_info=True)

@@ -56,6 +56,8 @@ class Operation:
     changes: bool = True
     #: Calls the function when its signature is not ``fn(session, *, **options, what_if=)``.
     adapter: Adapter | None = None
+    #: The function takes ``on_progress`` (long jobs: migrations): the run shows their progress.
+    progress: bool = False
 
     @property
     def fans_out(self) -> bool:
@@ -68,10 +70,13 @@ class Operation:
             raise TypeError(f"{self.func} is not callable")
         return fn  # type: ignore[no-any-return]
 
-    def invoke(self, session: Session, host: str | None, options: Mapping[str, Any], *, what_if: bool) -> dict[str, Any]:
+    def invoke(self, session: Session, host: str | None, options: Mapping[str, Any], *, what_if: bool,
+               on_progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
         """Call the operation for one host (or once) and return its result as JSON-able data."""
         kwargs = {(self.options[k].param or k) if k in self.options else k: v
                   for k, v in options.items() if v is not None}
+        if self.progress and on_progress is not None:
+            kwargs["on_progress"] = on_progress
         if self.host_option is not None:
             kwargs[self.host_option] = [host] if self.host_list else host
         fn = self.function()
@@ -169,7 +174,7 @@ OPERATIONS: dict[str, Operation] = {
                 "storage_path": Option("str", doc="destination folder for the VM's files"),
                 "poll_interval": Option("number", doc="seconds between progress polls"),
             },
-            host_option=None, adapter=_migrating,
+            host_option=None, adapter=_migrating, progress=True,
         ),
         Operation(
             "storage.move", "hvauto.ops.storage:move",
@@ -180,7 +185,7 @@ OPERATIONS: dict[str, Operation] = {
                 "host": Option("host", doc="the VM's host (else every Hyper-V host is asked)"),
                 "poll_interval": Option("number", doc="seconds between progress polls"),
             },
-            host_option=None, adapter=_migrating,
+            host_option=None, adapter=_migrating, progress=True,
         ),
         Operation(
             "evacuate", "hvauto.ops.evacuate:evacuate",
@@ -190,7 +195,7 @@ OPERATIONS: dict[str, Operation] = {
                 "max_parallel": Option("int", doc="at most N moves at once"),
                 "poll_interval": Option("number", doc="seconds between progress polls"),
             },
-            adapter=_evacuate,
+            adapter=_evacuate, progress=True,
         ),
         Operation(
             "smb.share", "hvauto.ops.smb:create",
