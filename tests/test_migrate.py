@@ -474,3 +474,18 @@ def test_evacuate_max_parallel_caps_the_moves_below_the_host_limits(fast_lab: La
     res = hv("evacuate", "hostA", "--max-parallel", "1", *FAST)
     assert res.code == 0, res.err
     assert meta(fast_lab, "peak_submitted_max_vm_migrations/hosta") == "1"
+
+
+def test_lab_moves_take_time_in_proportion_to_size_and_share_the_links(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 0.001)
+    with fast_lab.session() as session:
+        for name in ("vm02", "vm01"):
+            session.run("hostA", "migrate_start", {"VmId": vm_record(fast_lab, name)["id"],
+                                                   "DestinationHost": "hostB.lab.test",
+                                                   "DestinationStoragePath": f"D:\\Hyper-V\\{name}",
+                                                   "IncludeStorage": True})
+    with fast_lab.store.transaction() as est:
+        jobs = {j["vm_name"]: j for j in est.all("migration_job")}
+    bps = 4 * 10 * 10**9 / 8  # four 10 GbE NICs on each side
+    assert jobs["vm02"]["duration"] == pytest.approx(9 * GiB / bps)  # off: disks only
+    assert jobs["vm01"]["duration"] == pytest.approx((22 + 4) * GiB / (bps / 2))  # running, beside vm02

@@ -333,6 +333,9 @@ def settle(call: LabCall) -> None:
             j["started_at"] = now
             for slot in _slots(j):
                 busy[slot] = busy.get(slot, 0) + 1
+            # Moves out of one host share its links: a move starting beside others gets its share of the bandwidth.
+            sharing = 1 + sum(1 for o in jobs if o is not j and o["state"] == RUNNING and o["source"] == j["source"])
+            j["duration"] = (int(j["disk_bytes"]) + int(j["memory_bytes"])) / (float(j["bandwidth_bps"]) / sharing)
             changed[j["key"]] = j
     for j in changed.values():
         est.put("migration_job", j["key"], j, host=j["source"])
@@ -371,6 +374,7 @@ def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, 
         "migration_type": migration_type,
         "disk_bytes": disk_bytes,
         "memory_bytes": memory_bytes,
+        "bandwidth_bps": bps,
         "duration": (disk_bytes + memory_bytes) / bps,
         "state": NEW,
         "percent": 0,
