@@ -2,7 +2,8 @@
 
 A move is a job (kind ``migration_job``, owned by the source host) that takes lab time in
 proportion to what it copies: disk bytes (when the storage moves) plus memory (when the VM
-runs), over the bandwidth of the host pair. ``time_scale`` (lab meta) speeds lab time up.
+runs), over the bandwidth of the host pair (shared by the moves out of one host). ``time_scale``
+(lab meta, ``hvauto lab speed``) speeds lab time up.
 Jobs are settled lazily by :func:`settle`, which runs at the start of every lab call inside
 that call's transaction: a finished job is applied to the estate exactly once (the VM
 changes host, its files move under the destination path; free space follows, since it is
