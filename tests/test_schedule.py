@@ -212,3 +212,41 @@ def test_on_failure_gets_the_summary(lab: Lab, runbook: Path, tmp_path: Path, mo
     summary = json.loads(body)
     assert summary["failed_hosts"] == ["hostB"]
     assert summary["schedule"] == "nightly"
+
+
+def test_a_scheduled_run_never_prompts(lab: Lab, runbook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "cron")
+    assert hv("schedule", "add", "nightly", "--runbook", "nightly.yml", "--at", "daily").code == 0
+    monkeypatch.setenv("HVAUTO_AUTH", "ntlm")
+    monkeypatch.setenv("HVAUTO_USERNAME", "LAB\\Administrator")
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return lab.password
+
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    # Interactively, hvauto asks (once per account) ...
+    assert hv("runbook", "run", "nightly.yml").code == 0
+    assert len(prompts) == 1
+    # ... a scheduled run never does: it fails, saying where a password could come from.
+    res = hv("schedule", "run", "nightly")
+    assert len(prompts) == 1
+    assert res.code == ExitCode.ABORTED
+    errors = [e["error"]["message"] for e in res.json_lines() if e["event"] == "task" and e.get("error")]
+    assert errors and all("no password for LAB\\Administrator" in m for m in errors), errors
+
+
+def test_remove_deletes_the_unit_pair(lab: Lab, runbook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "systemd")
+    assert hv("schedule", "add", "nightly", "--runbook", "nightly.yml", "--at", "daily").code == 0
+    assert all(p.exists() for p in units_of(tmp_path, "nightly"))
+    again = hv("schedule", "add", "nightly", "--runbook", "nightly.yml", "--at", "daily")
+    assert again.code == ExitCode.USAGE and "exists" in again.err
+    assert hv("schedule", "remove", "nightly").code == 0
+    assert not any(p.exists() for p in units_of(tmp_path, "nightly"))
+    assert hv("schedule", "list", "-o", "json").json() == {"schedules": []}
+    assert hv("schedule", "run", "nightly").code == ExitCode.NOT_FOUND
