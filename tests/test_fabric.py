@@ -334,3 +334,25 @@ def test_the_schema_ships_inside_the_package() -> None:
     schema = schemas.load("fabric.schema.json")
     assert schema["properties"]["switch"]["$ref"] == "#/$defs/switch"
     assert schemas.validate(schema, yaml.safe_load(EXAMPLE.read_text())) == []
+
+
+def test_a_host_down_is_reported_with_the_others_plans(lab: Lab) -> None:
+    assert hv("lab", "fault", "hostB", "--down").code == 0
+    res = hv("--retries", "1", "fabric", "plan", "hostA,hostB", "--spec", str(EXAMPLE), "-o", "json")
+    assert res.code == ExitCode.PARTIAL
+    doc = res.json()
+    assert set(doc["hosts"]) == {"hostA"} and set(doc["errors"]) == {"hostB"}
+    refused = hv("--retries", "1", "fabric", "apply", "hostA,hostB", "--spec", str(EXAMPLE))
+    assert refused.code == ExitCode.PARTIAL
+    assert lab.calls(template="fabric_apply") == 0  # nothing applied anywhere while a host cannot be read
+
+
+def test_the_operation_raises_for_a_failed_host_when_called_by_name(lab: Lab) -> None:
+    """The runbook engine calls hvauto.ops.fabric.apply(session, host=..., spec=...): a failure must not pass."""
+    from hvauto.errors import ConnectError
+    from hvauto.ops import fabric
+    from hvauto.remote.retry import RetryPolicy
+
+    lab.store.set_fault("hostB", down=True)
+    with lab.session(retry=RetryPolicy(attempts=1)) as session, pytest.raises(ConnectError):
+        fabric.plan(session, host="hostB", spec=EXAMPLE)

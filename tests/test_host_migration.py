@@ -140,3 +140,12 @@ def test_bad_options_are_usage_errors_with_no_remote_call(lab: Lab, argv: list[s
     assert res.code == ExitCode.USAGE
     assert needle in res.err
     assert lab.calls() == 0
+
+
+def test_one_host_down_the_others_still_change(lab: Lab) -> None:
+    assert hv("lab", "fault", "hostB", "--down").code == 0
+    res = hv("--retries", "1", "host", "migration", "hyperv", "--max-vm", "3", "-o", "json")
+    assert res.code == ExitCode.PARTIAL
+    doc = res.json()
+    assert set(doc["errors"]) == {"hostB"}
+    assert {h: m["settings"]["max_vm_migrations"] for h, m in doc["hosts"].items()} == {"hostA": 3, "hv12": 3}

@@ -68,7 +68,7 @@ def plan_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = Fa
     """Validate the spec, read each host once, and show what would change per host."""
     from hvauto.ops import fabric
 
-    report = fabric.plan(get_app(ctx).session, host=host, spec=spec, force=force)
+    report = fabric.plan(get_app(ctx).session, host=host, spec=spec, force=force, raise_failures=False)
     _print(report, output)
     report.raise_if_failed()
 
@@ -79,7 +79,8 @@ def apply_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = F
     """Apply the spec: team, switch, vNICs, weights, VLANs, addresses, migration networks; then verify."""
     from hvauto.ops import fabric
 
-    report = fabric.apply(get_app(ctx).session, host=host, spec=spec, force=force, what_if=what_if)
+    report = fabric.apply(get_app(ctx).session, host=host, spec=spec, force=force, what_if=what_if,
+                          raise_failures=False)
     _print(report, output)
     report.raise_if_failed()
 

@@ -118,7 +118,7 @@ def migration(
     report = hostsettings.migration(
         get_app(ctx).session, host=host, enable=enable, auth=auth.value if auth else None, networks=nets,
         use_any_network=use_any_network, performance=performance.value if performance else None, max_vm=max_vm,
-        max_storage=max_storage, what_if=what_if)
+        max_storage=max_storage, what_if=what_if, raise_failures=False)
     if output is Output.json:
         print_json(report)
     else:

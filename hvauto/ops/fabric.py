@@ -673,8 +673,14 @@ def _targets(session: Session, host: str | list[str]) -> list[str]:
     return session.inventory.resolve([host] if isinstance(host, str) else list(host))
 
 
-def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bool = False) -> FabricReport:
-    """Validate the spec (no remote call), read every host once, and compute each host's plan."""
+def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bool = False,
+         raise_failures: bool = True) -> FabricReport:
+    """Validate the spec (no remote call), read every host once, and compute each host's plan.
+
+    A host that cannot be read fails the call (HostsFailedError, every host's outcome inside) unless
+    ``raise_failures`` is false: then its error is in ``report.errors`` and ``report.raise_if_failed()``
+    raises later (the CLI prints the other hosts' plans first).
+    """
     targets = _targets(session, host)
     fabric = load_spec(spec, hosts=targets)
     report = FabricReport(spec=fabric.path, action="plan", warnings=list(fabric.warnings))
@@ -696,12 +702,17 @@ def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bo
             report.errors[h] = outcome.error.to_dict()
     report.problems.extend(_switch_name_problems(states, fabric))
     report.changed = any(p.changed for p in report.hosts.values())
+    if raise_failures:
+        report.raise_if_failed()
     return report
 
 
 def apply(session: Session, *, host: str | list[str], spec: str | Path, force: bool = False,
-          what_if: bool = False) -> FabricReport:
-    """Plan, refuse on any blocking problem (nothing changed anywhere), apply per host, verify."""
+          what_if: bool = False, raise_failures: bool = True) -> FabricReport:
+    """Plan, refuse on any blocking problem (nothing changed anywhere), apply per host, verify.
+
+    A failed host fails the call unless ``raise_failures`` is false (see :func:`plan`).
+    """
     report = plan(session, host=host, spec=spec, force=force)
     report.action = "apply"
     report.raise_if_failed()
@@ -730,4 +741,7 @@ def apply(session: Session, *, host: str | list[str], spec: str | Path, force: b
         if not outcome.ok and outcome.error is not None:
             report.errors[h] = outcome.error.to_dict()
     report.applied = True
+    report.changed = any(p.steps for p in report.hosts.values())
+    if raise_failures:
+        report.raise_if_failed()
     return report

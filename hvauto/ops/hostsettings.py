@@ -92,8 +92,13 @@ def migration(
     max_vm: int | None = None,
     max_storage: int | None = None,
     what_if: bool = False,
+    raise_failures: bool = True,
 ) -> MigrationReport:
-    """Bring each host's live-migration settings to the values given (only those); a re-run changes nothing."""
+    """Bring each host's live-migration settings to the values given (only those); a re-run changes nothing.
+
+    A failed host fails the call (HostsFailedError) unless ``raise_failures`` is false: then its error
+    is in ``report.errors`` and ``report.raise_if_failed()`` raises once the caller has shown the rest.
+    """
     bad = _check_options(enable, auth, networks, use_any_network, performance, max_vm, max_storage)
     if bad:
         raise ValidationError(bad, what="migration settings")
@@ -181,6 +186,8 @@ def migration(
         elif outcome.error is not None:
             report.errors[h] = outcome.error.to_dict()
     report.changed = any(m.changed for m in report.hosts.values())
+    if raise_failures:
+        report.raise_if_failed()
     return report
 
 
