@@ -182,6 +182,35 @@ BAD = [
        - host.facts: {}
          hosts: "{{ patch_host }}"
      """, 3, "variable 'patch_host' has no value"),
+    ("hosts on a step that runs once",
+     """
+     name: bad
+     steps:
+       - smb.show: {name: VMs, server: fs01}
+         hosts: hyperv
+     """, 4, "smb.show runs once per step and names its hosts in its options"),
+    ("unknown host in an option",
+     """
+     name: bad
+     steps:
+       - migrate:
+           vm: vm01
+           dest: hostC
+     """, 5, "unknown host or group 'hostC'"),
+    ("bad when expression",
+     """
+     name: bad
+     target: hostA
+     steps:
+       - vm.list: {}
+         when: "facts.ok and"
+     """, 5, "bad expression"),
+    ("missing required option",
+     """
+     name: bad
+     steps:
+       - migrate: {vm: vm01}
+     """, 3, "migrate: missing required option 'dest'"),
     ("two operations in a step",
      """
      name: bad
