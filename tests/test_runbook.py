@@ -373,7 +373,7 @@ def test_every_registered_operation_matches_its_function() -> None:
 
     from hvauto.runbook import operations
 
-    positional = {operations._vm_list, operations._host_facts}
+    positional = {operations._vm_list, operations._host_facts, operations._switch_list}
     for name, op in operations.OPERATIONS.items():
         fn = op.function()
         if op.adapter in positional:

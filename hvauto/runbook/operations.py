@@ -146,6 +146,10 @@ def _each_host(fn: Callable[..., Any], session: Session, kw: dict[str, Any], wha
     return report
 
 
+def _switch_list(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
+    return {"switches": fn(session, kw["host"])}
+
+
 def _host_facts(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
     return fn(session, kw["host"])
 
@@ -286,6 +290,26 @@ OPERATIONS: dict[str, Operation] = {
             "fabric.plan", "hvauto.ops.fabric:plan", "What fabric.apply would change on each host (hvauto fabric plan).",
             {"spec": Option("path", required=True), "force": Option("bool")},
             changes=False,
+        ),
+        Operation(
+            "switch.list", "hvauto.ops.switches:list_on", "Each host's virtual switches (hvauto switch list).",
+            {}, changes=False, adapter=_switch_list,
+        ),
+        Operation(
+            "switch.create", "hvauto.ops.switches:create",
+            "A virtual switch, unless one of that name and type exists (hvauto switch create).",
+            {
+                "name": Option("str", required=True, doc="switch name (exact)"),
+                "type": Option("str", choices=("external", "internal", "private")),
+                "adapter": Option("str[]", doc="physical adapter(s) (external; several for SET on 2016+)"),
+                "management_os": Option("bool", doc="share the uplink with the host (external)"),
+                "bandwidth_mode": Option("str", choices=("absolute", "weight", "none", "default")),
+            },
+        ),
+        Operation(
+            "switch.remove", "hvauto.ops.switches:remove",
+            "Remove a virtual switch; refused while VMs are attached unless force (hvauto switch remove).",
+            {"name": Option("str", required=True), "force": Option("bool", doc="remove even with VMs attached")},
         ),
         Operation(
             "report", "hvauto.runbook.builtin:report",
