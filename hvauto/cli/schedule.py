@@ -67,7 +67,7 @@ def add(
     if output is Output.json:
         print_json({"schedule": s, "files": [str(f) for f in done.files], "notes": done.notes})
         return
-    when = f"OnCalendar={s.calendar}" if s.backend == "systemd" else f"cron '{s.cron}'"
+    when = f"OnCalendar={s.calendar}" if s.backend == "systemd" else f"'{s.cron}'"
     typer.echo(f"schedule {name}: {s.runbook} at {s.at!r} ({s.backend}: {when})")
     for f in done.files:
         typer.echo(f"  wrote {f}")
