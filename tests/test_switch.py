@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hvauto.errors import ExitCode
@@ -128,3 +130,35 @@ def test_what_if_changes_nothing(lab: Lab) -> None:
     assert "would remove switch Tmp" in hv("switch", "remove", "hostB", "Tmp", "--what-if").out
     assert lab.store.snapshot() == before
     assert lab.calls(template="switch_create") == 1 and lab.calls(template="switch_remove") == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "templates"),
+    [
+        (["switch", "create", "hostB", "VMs", "-a", "NIC3", "-a", "NIC4"], ["switch_list", "switch_create"]),
+        (["switch", "remove", "hostB", "External"], ["fabric_get", "switch_remove"]),
+        (["switch", "list", "hostA"], ["switch_list"]),
+        (["fabric", "plan", "hostA,hv12", "--spec", "PLAYBOOK"], ["fabric_get", "fabric_get"]),
+        (["fabric", "apply", "hostA", "--spec", "PLAYBOOK"], ["fabric_get"]),
+        (["host", "migration", "hv12", "--enable"], ["host_facts"]),
+    ],
+    ids=["switch-create", "switch-remove", "switch-list", "fabric-plan", "fabric-apply", "host-migration"],
+)
+def test_render_prints_each_step_and_contacts_no_host(lab: Lab, argv: list[str], templates: list[str]) -> None:
+    from .test_fabric import EXAMPLE
+
+    argv = [str(EXAMPLE) if a == "PLAYBOOK" else a for a in argv]
+    res = hv(*argv, "--render")
+    assert res.code == 0, res.err
+    assert [line.split()[2] for line in res.out.splitlines() if line.startswith("# ---- ")] == templates
+    assert res.out.count("$hvautoEnvelope = '") == len(templates)
+    assert lab.calls() == 0
+
+
+def test_render_of_a_bad_spec_is_still_refused(lab: Lab, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fabric: 2\n")
+    res = hv("fabric", "plan", "hostA", "--spec", str(bad), "--render")
+    assert res.code == ExitCode.USAGE
+    assert "fabric: must be 1" in res.err and "switch: is required" in res.err
+    assert lab.calls() == 0

@@ -9,7 +9,8 @@ import typer
 
 from hvauto import versions
 
-from .app import OutputOpt, WhatIfOpt, get_app
+from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
+from .common import render_for
 from .output import Output, note, print_json
 
 if TYPE_CHECKING:
@@ -62,12 +63,27 @@ def _print(report: FabricReport, output: Output) -> None:
         typer.echo(f"{h}: failed: {err.get('message')}")
 
 
+def _render(ctx: typer.Context, host: str, spec: Path) -> None:
+    """The read step of each host (the apply step's values come from what it reads)."""
+    from hvauto.ops import fabric
+
+    session = get_app(ctx).session
+    targets = session.inventory.resolve([host])
+    fabric.load_spec(spec, hosts=targets)
+    for h in targets:
+        render_for(session, h, "fabric_get")
+    note("fabric_apply is rendered from what fabric_get reads; `fabric plan -o json` shows its parameters")
+
+
 @app.command("plan")
 def plan_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = False,
-          output: OutputOpt = Output.table) -> None:
+          output: OutputOpt = Output.table, render: RenderOpt = False) -> None:
     """Validate the spec, read each host once, and show what would change per host."""
     from hvauto.ops import fabric
 
+    if render:
+        _render(ctx, host, spec)
+        return
     report = fabric.plan(get_app(ctx).session, host=host, spec=spec, force=force, raise_failures=False)
     _print(report, output)
     report.raise_if_failed()
@@ -75,10 +91,13 @@ def plan_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = Fa
 
 @app.command("apply")
 def apply_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = False, what_if: WhatIfOpt = False,
-           output: OutputOpt = Output.table) -> None:
+           output: OutputOpt = Output.table, render: RenderOpt = False) -> None:
     """Apply the spec: team, switch, vNICs, weights, VLANs, addresses, migration networks; then verify."""
     from hvauto.ops import fabric
 
+    if render:
+        _render(ctx, host, spec)
+        return
     report = fabric.apply(get_app(ctx).session, host=host, spec=spec, force=force, what_if=what_if,
                           raise_failures=False)
     _print(report, output)

@@ -110,10 +110,17 @@ def migration(
     max_storage: Annotated[int | None, typer.Option(help="Simultaneous storage migrations.")] = None,
     what_if: WhatIfOpt = False,
     output: OutputOpt = Output.table,
+    render: RenderOpt = False,
 ) -> None:
     """Set live-migration settings (only those given); a re-run changes nothing."""
     from hvauto.ops import hostsettings
 
+    if render:
+        # The read step; host_migration_set carries only what differs from what it reads.
+        session = get_app(ctx).session
+        for h in session.inventory.resolve([host]):
+            render_for(session, h, "host_facts")
+        return
     nets = [n.strip() for n in networks.split(",") if n.strip()] if networks is not None else None
     report = hostsettings.migration(
         get_app(ctx).session, host=host, enable=enable, auth=auth.value if auth else None, networks=nets,

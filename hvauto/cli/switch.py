@@ -76,10 +76,18 @@ def create(
     = BandwidthMode.absolute,
     what_if: WhatIfOpt = False,
     output: OutputOpt = Output.table,
+    render: RenderOpt = False,
 ) -> None:
     """Create a virtual switch; if one of that name and type exists, say so and change nothing."""
     from hvauto.ops import switches
 
+    if render:
+        session = get_app(ctx).session
+        render_for(session, host, "switch_list")
+        render_for(session, host, "switch_create", switches.create_params(
+            name=name, type=type.value, adapter=list(adapter or []), management_os=management_os,
+            bandwidth_mode=bandwidth_mode.value))
+        return
     res = switches.create(get_app(ctx).session, host=host, name=name, type=type.value, adapter=list(adapter or []),
                           management_os=management_os, bandwidth_mode=bandwidth_mode.value, what_if=what_if)
     print_json(res) if output is Output.json else typer.echo(f"{res.host}: {res.message}")
@@ -94,9 +102,15 @@ def remove(
     = False,
     what_if: WhatIfOpt = False,
     output: OutputOpt = Output.table,
+    render: RenderOpt = False,
 ) -> None:
     """Remove a virtual switch; refused while VMs are attached (unless --force) or if it is the management path."""
     from hvauto.ops import switches
 
+    if render:
+        session = get_app(ctx).session
+        render_for(session, host, "fabric_get")
+        render_for(session, host, "switch_remove", {"Name": name})
+        return
     res = switches.remove(get_app(ctx).session, host=host, name=name, force=force, what_if=what_if)
     print_json(res) if output is Output.json else typer.echo(f"{res.host}: {res.message}")

@@ -55,10 +55,7 @@ def list_many(session: Session, hosts: list[str]) -> GroupResult:
     return session.fan_out(hosts, lambda h: list_on(session, h))
 
 
-def create(session: Session, *, host: str, name: str, type: str = "external", adapter: list[str] | None = None,
-           management_os: bool = True, bandwidth_mode: str = "absolute", what_if: bool = False) -> SwitchChange:
-    """Create a switch unless one of that name and type exists (then say so; change nothing)."""
-    adapters = list(adapter or [])
+def _check_create(name: str, type: str, adapters: list[str], bandwidth_mode: str) -> None:
     problems = []
     if type.lower() not in TYPES:
         problems.append(f"--type: {type!r} is not one of {', '.join(TYPES)}")
@@ -74,8 +71,29 @@ def create(session: Session, *, host: str, name: str, type: str = "external", ad
         problems.append(f"NAME: {name!r} is not a usable switch name (no wildcard characters)")
     if problems:
         raise ValidationError(problems, what="switch")
-    cfg = session.host(host)
+
+
+def create_params(*, name: str, type: str = "external", adapter: list[str] | None = None, management_os: bool = True,
+                  bandwidth_mode: str = "absolute") -> dict[str, Any]:
+    """The values switch_create is run with (validated: no remote call)."""
+    adapters = list(adapter or [])
+    _check_create(name, type, adapters, bandwidth_mode)
     kind, mode = TYPES[type.lower()], MODES[bandwidth_mode.lower()]
+    params: dict[str, Any] = {"Name": name, "BandwidthMode": mode}
+    if kind == "External":
+        params.update(NetAdapterName=adapters, AllowManagementOS=management_os)
+    else:
+        params["SwitchType"] = kind
+    return params
+
+
+def create(session: Session, *, host: str, name: str, type: str = "external", adapter: list[str] | None = None,
+           management_os: bool = True, bandwidth_mode: str = "absolute", what_if: bool = False) -> SwitchChange:
+    """Create a switch unless one of that name and type exists (then say so; change nothing)."""
+    adapters = list(adapter or [])
+    _check_create(name, type, adapters, bandwidth_mode)
+    cfg = session.host(host)
+    kind = TYPES[type.lower()]
     known = session.known_version(cfg.name)
     if len(adapters) > 1 and known is not None and not versions.at_least(known, "2016"):
         raise UsageError(f"{cfg.name} runs {versions.label(known)}: several adapters under one switch need Switch "
@@ -93,12 +111,8 @@ def create(session: Session, *, host: str, name: str, type: str = "external", ad
     what = f"{kind} switch {name}" + (f" on {', '.join(adapters)}" if adapters else "")
     if what_if:
         return SwitchChange(cfg.name, name, "create", True, f"would create {what}")
-    params: dict[str, Any] = {"Name": name, "BandwidthMode": mode}
-    if kind == "External":
-        params.update(NetAdapterName=adapters, AllowManagementOS=management_os)
-    else:
-        params["SwitchType"] = kind
-    session.run(cfg.name, "switch_create", params)
+    session.run(cfg.name, "switch_create", create_params(name=name, type=type, adapter=adapters,
+                                                         management_os=management_os, bandwidth_mode=bandwidth_mode))
     return SwitchChange(cfg.name, name, "create", True, f"created {what}")
 
 
