@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hvauto.errors import ConfigError, ExitCode, HvautoError, TemplateError, UsageError
+from hvauto.errors import ConfigError, ExitCode, HvautoError, TemplateError, UsageError, ValidationError
 from hvauto.journal import Journal, TaskRecord
 from hvauto.remote.base import Result, Script
 from hvauto.session import Session
@@ -173,8 +173,6 @@ def _normalise(step: Step, options: Mapping[str, Any], rb: Runbook) -> dict[str,
             v = str(resolve_path(rb, v))
         out[k] = v
     if problems:
-        from hvauto.errors import ValidationError
-
         raise ValidationError(problems, what="step options")
     return out
 
