@@ -356,3 +356,45 @@ def test_the_operation_raises_for_a_failed_host_when_called_by_name(lab: Lab) ->
     lab.store.set_fault("hostB", down=True)
     with lab.session(retry=RetryPolicy(attempts=1)) as session, pytest.raises(ConnectError):
         fabric.plan(session, host="hostB", spec=EXAMPLE)
+
+
+def _weights(d: dict[str, Any]) -> None:
+    d["vnics"][0]["weight"] = 20   # Management 10 -> 20
+    d["vnics"][1]["weight"] = 20   # LiveMigration 30 -> 20
+
+
+def _members(d: dict[str, Any]) -> None:
+    d.pop("storage")
+    d["switch"]["adapters"] = ["NIC2", "NIC3", "NIC4"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        # Decreases first: the sum of weights never passes 100 on the way.
+        (_weights, [("set-weight", "LiveMigration", "30 -> 20"), ("set-weight", "Management", "10 -> 20")]),
+        (lambda d: d["vnics"][2].update(vlan=61), [("set-vlan", "Cluster", "60 -> 61")]),
+        (lambda d: d["vnics"][2].pop("vlan"), [("set-vlan", "Cluster", "60 -> untagged")]),
+        (lambda d: d["switch"].update(default_flow_weight=40),
+         [("set-default-flow-weight", "Converged", "50 -> 40")]),
+        (_members, [("set-members", "Converged", "NIC3, NIC4 -> NIC2, NIC3, NIC4")]),
+        (lambda d: d.update(migration_networks=["10.0.50.0/24", "10.0.51.0/24"]),
+         [("add-migration-network", "10.0.51.0/24", "")]),
+        (lambda d: d["hosts"]["hostA"]["addresses"].update(Cluster="10.0.60.31/24"),
+         [("add-address", "Cluster", "10.0.60.31/24"),
+          ("remove-address", "Cluster", "10.0.60.21/24 (after the management check)")]),
+    ],
+    ids=["weights", "vlan", "untag", "default-flow", "set-members", "migration-network", "readdress"],
+)
+def test_a_changed_spec_changes_only_what_differs_then_settles(lab: Lab, tmp_path: Path, mutate: Any,
+                                                               expected: list[tuple[str, str, str]]) -> None:
+    assert hv("fabric", "apply", "hostA", "--spec", str(EXAMPLE)).code == 0
+    doc = example()
+    mutate(doc)
+    spec = write(tmp_path, doc)
+    res = hv("fabric", "apply", "hostA", "--spec", spec, "-o", "json")
+    assert res.code == 0, res.err
+    changes = [(c["action"], c["target"], c["detail"]) for c in res.json()["hosts"]["hostA"]["changes"]]
+    assert changes == expected
+    again = hv("fabric", "plan", "hostA", "--spec", spec, "-o", "json")
+    assert again.json()["changed"] is False

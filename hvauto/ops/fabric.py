@@ -32,6 +32,11 @@ from hvauto.errors import HvautoError, PreflightError, Problem, ValidationError
 from hvauto.session import GroupResult, Session
 
 SCHEMA = "fabric.schema.json"
+#: The phases of fabric_apply, in the order the script runs them (the lock-out guard sits between
+#: add-address and remove-address).
+APPLY_ORDER = ("create-team", "recreate-switch", "create-switch", "set-members", "move-vnic", "add-vnic",
+               "set-weight", "set-default-flow-weight", "set-vlan", "add-address", "remove-address", "remove-vnic",
+               "restrict-migration", "add-migration-network", "remove-migration-network")
 ROLES_FIRST = ("management", "cluster", "live_migration", "storage", "other")
 LBFO_2022 = ("from Windows Server 2022 a virtual switch can no longer be bound to an LBFO team "
              "(LBFO under Hyper-V is deprecated); use Switch Embedded Teaming (teaming: set or auto)")
@@ -608,6 +613,10 @@ def compute_plan(spec: FabricSpec, host: str, version: str, state: dict[str, Any
         # Decreases first, so the running sum never passes 100 on the way.
         weights.sort(key=lambda w: (w[1] - w[2] > 0, w[0].lower()))
         plan.params.update(WeightVnic=[w[0] for w in weights], WeightValue=[w[1] for w in weights])
+    # List the changes in the order fabric_apply makes them.
+    weight_rank = {w[0].lower(): i for i, w in enumerate(weights)}
+    plan.changes.sort(key=lambda c: (APPLY_ORDER.index(c.action),
+                                     weight_rank.get(c.target.lower(), 0) if c.action == "set-weight" else 0))
     if remove_vnic:
         plan.params["RemoveVnic"] = remove_vnic
     if add_vnic:
