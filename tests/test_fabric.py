@@ -398,3 +398,11 @@ def test_a_changed_spec_changes_only_what_differs_then_settles(lab: Lab, tmp_pat
     assert changes == expected
     again = hv("fabric", "plan", "hostA", "--spec", spec, "-o", "json")
     assert again.json()["changed"] is False
+
+
+def test_spec_hosts_outside_the_inventory_are_warned_about(lab: Lab, tmp_path: Path) -> None:
+    doc = example()
+    doc["hosts"]["hostZ"] = {"addresses": {"Management": "10.0.10.99/24"}}
+    res = hv("fabric", "plan", "hostA", "--spec", write(tmp_path, doc))
+    assert res.code == 0, res.err
+    assert "hosts.hostZ: not a host in the inventory" in res.err

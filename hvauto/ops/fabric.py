@@ -693,6 +693,10 @@ def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bo
     targets = _targets(session, host)
     fabric = load_spec(spec, hosts=targets)
     report = FabricReport(spec=fabric.path, action="plan", warnings=list(fabric.warnings))
+    known = {n.lower() for n in session.inventory.hosts}
+    for key in fabric.hosts:
+        if key.lower() not in known:
+            report.warnings.append(f"{fabric.path}: hosts.{key}: not a host in the inventory; its settings are unused")
     states: dict[str, dict[str, Any]] = {}
 
     def one(h: str) -> HostPlan:
