@@ -393,3 +393,22 @@ def test_every_registered_operation_matches_its_function() -> None:
         for k, o in op.options.items():
             if params[o.param or k].default is inspect.Parameter.empty and k != op.host_option:
                 assert o.required, f"{name}: option {k!r} is required by {op.func}"
+
+
+def test_assert_stops_a_host_with_its_message(lab: Lab) -> None:
+    write(lab, """
+    name: only empty hosts
+    target: [hostA, hostB]
+    steps:
+      - host.facts: {}
+        register: facts
+      - assert:
+          that: "{{ facts.hosts[host].vm_count == 0 }}"
+          message: "{{ host }} has no VMs"
+      - vm.list: {}
+    """)
+    res = hv("runbook", "run", "rb.yml")
+    assert res.code == ExitCode.PARTIAL
+    assert "not so: hostA has no VMs" in res.out
+    assert lab.calls(host="hostA", template="vm_list") == 0
+    assert lab.calls(host="hostB", template="vm_list") == 1

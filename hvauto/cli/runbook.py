@@ -30,6 +30,15 @@ FileArg = Annotated[Path, typer.Argument(help="The runbook (YAML).")]
 
 
 # -- progress ----------------------------------------------------------------------------------------
+def error_text(error: dict[str, Any]) -> str:
+    """An error's message, with its first problems (preflight, validation) spelled out."""
+    text = str(error.get("message", "")).splitlines()[0] if error.get("message") else str(error.get("error", ""))
+    problems = error.get("problems") or []
+    details = [p.get("message", "") if isinstance(p, dict) else str(p) for p in problems[:3]]
+    if details:
+        text += ": " + "; ".join(d for d in details if d)
+    return text
+
 class TextReporter:
     """Live progress for people, on stderr (stdout keeps the summary)."""
 
@@ -60,7 +69,7 @@ class TextReporter:
             word += " (done before)"
         detail = ""
         if outcome.error:
-            detail = f"  {outcome.error.get('message', '')}"
+            detail = f"  {error_text(outcome.error)}"
         elif outcome.result and (outcome.result.get("skipped") or outcome.result.get("message")):
             detail = f"  {outcome.result.get('skipped') or outcome.result.get('message')}"
         self._line(f"    {outcome.host:<12} {word:<10} {outcome.elapsed:6.2f}s{detail}")
@@ -179,7 +188,7 @@ def print_summary(summary: RunSummary, redactor: Redactor) -> None:
         for h, t in s.tasks.items():
             err = ""
             if t.error:
-                err = str(t.error.get("message", ""))
+                err = error_text(t.error)
             elif t.result and (t.result.get("skipped") or t.result.get("message")):
                 err = str(t.result.get("skipped") or t.result.get("message"))
             word = {"done": "ok"}.get(t.state, t.state)
@@ -357,7 +366,7 @@ def show(
           [(t.idx + 1, names.get(t.idx, ""), t.host, t.state, t.attempts,
             f"{(t.finished or 0) - (t.started or 0):.2f}" if t.started and t.finished else "",
             "yes" if (t.result or {}).get("changed") else "",
-            str((t.error or {}).get("message", "")).splitlines()[0] if t.error else "") for t in tasks])
+            error_text(t.error) if t.error else "") for t in tasks])
 
 
 @app.command("schema")

@@ -312,6 +312,13 @@ OPERATIONS: dict[str, Operation] = {
             {"name": Option("str", required=True), "force": Option("bool", doc="remove even with VMs attached")},
         ),
         Operation(
+            "assert", "hvauto.runbook.builtin:check",
+            "Stop a host here unless a condition holds, e.g. that: \"{{ facts.hosts[host].vm_count == 0 }}\".",
+            {"that": Option("bool", required=True, doc="a condition, rendered per host"),
+             "message": Option("str", doc="what it means when it does not hold")},
+            changes=False,
+        ),
+        Operation(
             "report", "hvauto.runbook.builtin:report",
             "A line for the run's summary, rendered per host (no remote call).",
             {"message": Option("str", required=True)}, changes=False,
