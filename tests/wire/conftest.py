@@ -29,8 +29,8 @@ from hvauto.render import Renderer
 from hvauto.session import Session
 
 TEMPLATES = Path(__file__).parent / "templates"
-OPERATION_TIMEOUT = 2
-READ_TIMEOUT = 6
+OPERATION_TIMEOUT = 1
+READ_TIMEOUT = 3
 
 pytestmark = [pytest.mark.slow, pytest.mark.wire]
 
