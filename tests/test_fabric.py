@@ -406,3 +406,14 @@ def test_spec_hosts_outside_the_inventory_are_warned_about(lab: Lab, tmp_path: P
     res = hv("fabric", "plan", "hostA", "--spec", write(tmp_path, doc))
     assert res.code == 0, res.err
     assert "hosts.hostZ: not a host in the inventory" in res.err
+
+
+def test_the_lock_out_guard_stops_the_script_before_the_old_path_goes(lab: Lab) -> None:
+    before = lab.store.snapshot()
+    res = lab.session().run("hostA", "fabric_apply", {
+        "SwitchName": "External", "ManagementVnic": "External", "ManagementAddress": "10.0.0.99",
+        "DropIpVnic": ["External"], "DropIpAddress": ["10.0.0.21"]}, check=False)
+    assert not res.ok
+    assert "not up on vEthernet (External)" in res.errors[0].message
+    assert "old management path was left in place" in res.errors[0].message
+    assert lab.store.snapshot() == before

@@ -392,7 +392,7 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
         have = [a.split("/")[0] for a in (mgmt.get("addresses") or [])] if mgmt else []
         if p.get("ManagementAddress") not in have:
             raise CmdletError(f"The management address {p.get('ManagementAddress')} is not up on vEthernet "
-                              f"({p['ManagementVnic']}); the old management path was left in place.",
+                              f"({p['ManagementVnic']}) (Missing); the old management path was left in place.",
                               category="OperationStopped", fqid="", exception="System.Management.Automation."
                               "RuntimeException")
         steps.append(f"management address {p['ManagementAddress']} is up on {p['ManagementVnic']}")
