@@ -187,3 +187,61 @@ def test_sigkill_while_a_migration_runs_resumes_by_watching_it_not_starting_anot
     assert result["resumed"] or result["already_done"], result
     # The finished facts step made its two calls before the kill and none after.
     assert sorted(c["host"] for c in shown["calls"] if c["step"] == 0) == ["hostA", "hostB"]
+
+
+KILLABLE = """
+name: killable
+target: [dc01, fs01, hostA, hostB]
+forks: 2
+steps:
+  - host.facts: {}
+  - vm.list: {}
+    hosts: [hostA, hostB]
+  - switch.list: {}
+    hosts: [hostA, hostB]
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_killed_at_random_moments_the_journal_stays_consistent_and_resumes(lab: Lab, _state: Path,
+                                                                            seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    (lab.dir / "k.yml").write_text(textwrap.dedent(KILLABLE).lstrip())
+    for host in ("dc01", "fs01", "hostA", "hostB"):
+        hv("lab", "fault", host, "--delay", "0.4")
+    argv = ["runbook", "run", "k.yml"]
+    for _ in range(6):
+        proc = spawn(lab, _state, *argv)
+        time.sleep(rng.uniform(0.4, 1.4))  # interpreter start-up is part of the window
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+        conn = sqlite3.connect(_state / "journal.db") if (_state / "journal.db").exists() else None
+        if conn is None:
+            continue
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        states = {r[0] for r in conn.execute("SELECT state FROM tasks")}
+        run = conn.execute("SELECT id, state FROM runs ORDER BY id").fetchall()
+        conn.close()
+        assert states <= {"pending", "running", "done"}
+        assert len(run) <= 1
+        if run and run[0][1] == "ok":
+            break
+        if run:
+            argv = ["runbook", "resume", str(run[0][0])]
+    else:
+        # Whatever the last kill left, one more resume (or the first run) completes it.
+        finish = hv(*argv)
+        assert finish.code == 0, finish.err
+    shown = hv("runbook", "show", "1", "-o", "json").json()
+    assert shown["state"] == "ok"
+    templates = {0: "host_facts", 1: "vm_list", 2: "switch_list"}
+    for step in shown["steps"]:
+        for t in step["tasks"]:
+            assert t["state"] == "done"
+            calls = lab.calls(host=t["host"], template=templates[step["index"]])
+            # Each attempt calls the host at most once; a task finished before a kill never ran again.
+            assert 1 <= calls <= t["attempts"], (step["index"], t)
