@@ -258,8 +258,8 @@ class Journal:
         cur = self._write(
             "INSERT INTO runs (runbook, path, text, vars, redacted, limits, check_mode, forks, inventory, schedule,"
             " state, pid, hostname, started) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (runbook, path, text, self._json(variables), json.dumps(redacted), json.dumps(limits), int(check_mode),
-             forks, inventory, schedule, "running", os.getpid(), socket.gethostname(), time.time()))
+            (runbook, path, self.redact.text(text), self._json(variables), json.dumps(redacted), json.dumps(limits),
+             int(check_mode), forks, inventory, schedule, "running", os.getpid(), socket.gethostname(), time.time()))
         return int(cur.lastrowid or 0)
 
     def claim(self, run_id: int) -> None:

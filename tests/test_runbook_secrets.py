@@ -86,3 +86,26 @@ def test_environment_password_appears_nowhere(lab: Lab, tmp_path: Path, monkeypa
     for text in printed:
         assert password not in text
     assert any("********" in text for text in printed)
+
+
+def test_a_secret_written_into_the_runbook_is_masked_in_the_journal(lab: Lab, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVAUTO_STATE_DIR", str(tmp_path / "state"))
+    (lab.dir / "rb.yml").write_text(textwrap.dedent("""
+    name: literal secret
+    target: hostA
+    vars:
+      api_token: s3cr3t-t0ken-value
+    steps:
+      - report:
+          message: "token has {{ api_token | length }} characters"
+    """))
+    res = hv("runbook", "run", "rb.yml")
+    assert res.code == 0, res.err
+    files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert any(p.name == "journal.db" for p in files)
+    for p in files:
+        assert b"s3cr3t-t0ken-value" not in p.read_bytes(), p
+    assert "s3cr3t-t0ken-value" not in res.out + res.err
+    resumed = hv("runbook", "show", "1", "-o", "json").json()
+    assert resumed["vars"]["api_token"] == "********"
