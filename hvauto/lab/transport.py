@@ -17,7 +17,7 @@ from typing import Any
 
 from hvauto import versions
 from hvauto.credentials import Credentials
-from hvauto.errors import AuthError, ConnectError, ErrorRecord, OperationTimeout, TemplateError
+from hvauto.errors import AuthError, ConnectError, ErrorRecord, OperationTimeout, QuotaError, TemplateError
 from hvauto.inventory import HostConfig
 from hvauto.remote.base import Progress, ProgressCallback, Result, Script, parse_output
 from hvauto.render import Renderer, default_renderer
@@ -80,6 +80,14 @@ class LabTransport:
                 raise OperationTimeout("no answer before the read timeout (injected)", host=self.host, sent=True)
             if kind == "auth":
                 raise AuthError("the user name or password is incorrect (HTTP 401, injected)", host=self.host)
+            # The wire endpoint's own kinds, as close as an in-process call can come.
+            if kind in ("http503", "reset"):
+                raise ConnectError(f"{'HTTP 503' if kind == 'http503' else 'connection reset'} (injected)",
+                                   host=self.host, sent=False)
+            if kind == "hang":
+                raise OperationTimeout("no answer before the read timeout (injected)", host=self.host, sent=True)
+            if kind == "quota":
+                raise QuotaError("WinRM quota: ERROR_WSMAN_QUOTA_MAX_SHELLS (injected)", host=self.host, sent=False)
             raise CmdletError("The operation failed because of an injected permanent fault.",
                               category="NotSpecified", fqid="HvautoLabInjectedFault")
 
