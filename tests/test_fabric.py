@@ -298,8 +298,12 @@ def test_weights_over_100_and_live_migration_on_management_fail_validation_with_
          ["hosts.hostA.addresses.Management: missing"]),
         (lambda d: d["hosts"]["hostA"]["addresses"].update(Cluster="10.0.61.21/24"), ["outside Cluster's subnet"]),
         (lambda d: d["hosts"]["hostB"]["addresses"].update(Cluster="10.0.60.21/24"), ["10.0.60.21 is also given"]),
+        (lambda d: d["vnics"][0].update(gateway="10.0.11.1", subnet="10.0.10.0/33"),
+         ["vnics[0].subnet: '10.0.10.0/33' is not an IPv4 subnet"]),
+        (lambda d: d["vnics"][0].update(gateway="10.0.11.1"), ["vnics[0].gateway: 10.0.11.1 is outside"]),
     ],
-    ids=["schema-types", "unknown-key", "vlan-range", "no-management-address", "wrong-subnet", "duplicate-address"],
+    ids=["schema-types", "unknown-key", "vlan-range", "no-management-address", "wrong-subnet", "duplicate-address",
+         "bad-subnet", "gateway-outside"],
 )
 def test_bad_specs_fail_before_any_remote_call(lab: Lab, tmp_path: Path, mutate: Any, needles: list[str]) -> None:
     doc = example()

@@ -139,6 +139,19 @@ def _design_problems(doc: dict[str, Any], targets: list[str]) -> tuple[list[str]
         if names.count(str(v["name"]).lower()) > 1 and names.index(str(v["name"]).lower()) != i:
             errors.append(f"vnics[{i}].name: {v['name']!r} is used twice (host vNIC names are unique on a host)")
 
+    for i, v in enumerate(vnics):
+        net = _net(v["subnet"]) if v.get("subnet") else None
+        if v.get("subnet") and net is None:
+            errors.append(f"vnics[{i}].subnet: {v['subnet']!r} is not an IPv4 subnet")
+        if v.get("gateway"):
+            try:
+                gateway = ipaddress.IPv4Address(v["gateway"])
+            except ValueError:
+                errors.append(f"vnics[{i}].gateway: {v['gateway']!r} is not an IPv4 address")
+            else:
+                if net is not None and gateway not in net:
+                    errors.append(f"vnics[{i}].gateway: {gateway} is outside {v['name']}'s subnet {net}")
+
     # QoS weights.
     weights = [int(v["weight"]) for v in vnics if v.get("weight") is not None]
     dfw = switch.get("default_flow_weight")
