@@ -421,3 +421,56 @@ def test_the_lock_out_guard_stops_the_script_before_the_old_path_goes(lab: Lab) 
     assert "not up on vEthernet (External)" in res.errors[0].message
     assert "old management path was left in place" in res.errors[0].message
     assert lab.store.snapshot() == before
+
+
+def _put_vnic(lab: Lab, host: str, name: str, switch: str, addresses: list[str]) -> None:
+    with lab.store.transaction() as est:
+        est.put("vnic", f"{host}/{name}", {"key": f"{host}/{name}", "host": host, "name": name, "switch": switch,
+                                           "weight": None, "vlan": None, "addresses": addresses, "gateway": None},
+                host=host)
+
+
+@pytest.mark.parametrize(
+    ("host", "mutate", "setup", "needle"),
+    [
+        ("hv12", lambda d: d["switch"].update(teaming="set"), None,
+         "Switch Embedded Teaming needs Windows Server 2016 or later; hv12 runs Windows Server 2012 R2"),
+        ("hostA", lambda d: d["switch"].update(adapters=["NIC3", "NIC7"]), None, "adapter NIC7 not found"),
+        ("hostA", lambda d: d["storage"].update(iscsi_adapters=["NIC1"]), None,
+         "iSCSI adapter NIC1 is bound to switch External"),
+        ("hostA", lambda d: d["switch"].update(adapters=["NIC1", "NIC3"]), None,
+         "adapter NIC1 is already bound to switch External"),
+        ("hostA", lambda d: None, lambda lab: _put_vnic(lab, "hostA", "Management", "External", []),
+         "host vNIC Management is on switch External, not Converged"),
+        ("hostA", lambda d: None, lambda lab: _put_vnic(lab, "hostA", "Spare", "External", ["10.0.10.21/24"]),
+         "10.0.10.21 is already in use on Spare"),
+    ],
+    ids=["set-on-2012r2", "missing-adapter", "iscsi-bound", "uplink-bound", "management-elsewhere", "address-in-use"],
+)
+def test_plan_time_problems_block_the_apply(lab: Lab, tmp_path: Path, host: str, mutate: Any, setup: Any,
+                                            needle: str) -> None:
+    doc = example()
+    mutate(doc)
+    if setup is not None:
+        setup(lab)
+    spec = write(tmp_path, doc)
+    plan = hv("fabric", "plan", host, "--spec", spec)
+    assert plan.code == 0, plan.err
+    assert f"[BLOCKING] {needle}" in plan.out
+    before = lab.store.snapshot()
+    res = hv("fabric", "apply", host, "--spec", spec)
+    assert res.code == ExitCode.PREFLIGHT
+    assert needle in res.err
+    assert lab.store.snapshot() == before
+    assert lab.calls(template="fabric_apply") == 0
+
+
+def test_a_vnic_on_another_switch_is_moved(lab: Lab) -> None:
+    _put_vnic(lab, "hostA", "LiveMigration", "External", [])
+    res = hv("fabric", "apply", "hostA", "--spec", str(EXAMPLE), "-o", "json")
+    assert res.code == 0, res.err
+    moves = [c for c in res.json()["hosts"]["hostA"]["changes"] if c["action"] == "move-vnic"]
+    assert moves == [{"action": "move-vnic", "target": "LiveMigration", "disruptive": True,
+                      "detail": "from switch External to Converged (removed and added again)"}]
+    assert vnics(lab, "hostA")["LiveMigration"]["switch"] == "Converged"
+    assert hv("fabric", "plan", "hostA", "--spec", str(EXAMPLE), "-o", "json").json()["changed"] is False
