@@ -301,9 +301,11 @@ def test_weights_over_100_and_live_migration_on_management_fail_validation_with_
         (lambda d: d["vnics"][0].update(gateway="10.0.11.1", subnet="10.0.10.0/33"),
          ["vnics[0].subnet: '10.0.10.0/33' is not an IPv4 subnet"]),
         (lambda d: d["vnics"][0].update(gateway="10.0.11.1"), ["vnics[0].gateway: 10.0.11.1 is outside"]),
+        (lambda d: (d["vnics"][1].pop("subnet"), d["hosts"]["hostB"]["addresses"].update(LiveMigration="10.0.10.52/24")),
+         ["hosts.hostB.addresses.LiveMigration: 10.0.10.52/24 is on the management network"]),
     ],
     ids=["schema-types", "unknown-key", "vlan-range", "no-management-address", "wrong-subnet", "duplicate-address",
-         "bad-subnet", "gateway-outside"],
+         "bad-subnet", "gateway-outside", "lm-address-on-management"],
 )
 def test_bad_specs_fail_before_any_remote_call(lab: Lab, tmp_path: Path, mutate: Any, needles: list[str]) -> None:
     doc = example()

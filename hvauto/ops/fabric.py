@@ -200,6 +200,12 @@ def _design_problems(doc: dict[str, Any], targets: list[str]) -> tuple[list[str]
             if lm.get("subnet") and _net(lm["subnet"]) in mgmt_nets:
                 errors.append(f"vnics[{i}].subnet: live migration ({lm['name']}) is on the management subnet "
                               f"{lm['subnet']}; keep it off the management network")
+            for hname, h in hosts.items():
+                addr = {k.lower(): a for k, a in (h.get("addresses") or {}).items()}.get(str(lm["name"]).lower())
+                lm_iface = _iface(addr) if addr else None
+                if lm_iface is not None and any(lm_iface.ip in m for m in mgmt_nets):
+                    errors.append(f"hosts.{hname}.addresses.{lm['name']}: {addr} is on the management network; "
+                                  "keep live migration off it")
     for j, cidr in enumerate(doc.get("migration_networks") or []):
         net = _net(cidr)
         if net is None:
