@@ -476,3 +476,11 @@ def test_a_vnic_on_another_switch_is_moved(lab: Lab) -> None:
                       "detail": "from switch External to Converged (removed and added again)"}]
     assert vnics(lab, "hostA")["LiveMigration"]["switch"] == "Converged"
     assert hv("fabric", "plan", "hostA", "--spec", str(EXAMPLE), "-o", "json").json()["changed"] is False
+
+
+def test_an_existing_team_under_another_switch_is_not_taken(lab: Lab, tmp_path: Path) -> None:
+    assert hv("fabric", "apply", "hv12", "--spec", str(EXAMPLE)).code == 0
+    doc = example()
+    doc["switch"]["name"] = "Converged2"
+    res = hv("fabric", "plan", "hv12", "--spec", write(tmp_path, doc))
+    assert "[BLOCKING] adapter Converged-Team is already bound to switch Converged" in res.out

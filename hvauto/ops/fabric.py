@@ -473,6 +473,8 @@ def compute_plan(spec: FabricSpec, host: str, version: str, state: dict[str, Any
         elif sorted(m.lower() for m in team.get("members") or []) != sorted(a.lower() for a in adapters):
             block("team", f"LBFO team {team_nic} has members {', '.join(team.get('members') or [])}; the spec wants "
                           f"{', '.join(adapters)}", "change the team members by hand, or name another team")
+        elif existing is None:
+            free_or_block(team_nic, f"switch {spec.switch} needs the team's interface")
     if existing is None:
         if teaming != "lbfo":
             for a in uplinks:
