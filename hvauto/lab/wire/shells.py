@@ -42,7 +42,7 @@ from . import scripts
 CHUNK = 32_768
 RECEIVE_LIMIT = 96_000
 
-#: Runs a template on this shell's host: (TemplateRun, progress listener, stretch seconds) -> LabRun.
+#: Runs a template on this shell's host: (TemplateRun, progress listener) -> LabRun.
 Runner = Callable[[scripts.TemplateRun, Callable[[Progress], None]], LabRun]
 
 
@@ -172,7 +172,8 @@ class PSRPShell(Shell):
         elif name == "CreatePipelineEvent":
             pipe = self.pool.pipeline_table[event.pipeline_id]
             commands = list(event.pipeline.commands)
-            pipe.start()
+            # Running is not announced: a Windows host sends PIPELINE_STATE only when the pipeline ends.
+            pipe._change_state(PSInvocationState.Running, emit=False)
             self.spawn(lambda: self._run(pipe, commands), f"lab-psrp-{self.host}")
 
     def command(self, command_id: str, first_fragment: bytes) -> str:
