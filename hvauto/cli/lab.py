@@ -109,7 +109,8 @@ def serve(
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
     done = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # Both end the endpoint cleanly, SIGINT too when a shell started it in the background (ignored there).
+    previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.start()
     try:
         typer.echo(f"serving {len(server.hosts)} lab host(s) on {server.scheme}://127.0.0.1:{server.port}/wsman/<host>"
@@ -121,7 +122,8 @@ def serve(
         pass
     finally:
         server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     typer.echo("stopped")
 
 
