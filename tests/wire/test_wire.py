@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -72,7 +73,7 @@ def test_hostile_values_arrive_as_data(wire: WireLab, monkeypatch: pytest.Monkey
     items = ["a'b", "$env:PATH", "@(1)", "\u2603", ""]
     with wire.session(retry=NO_RETRY) as s:
         res = s.run("hostA", "lab_probe", {"Mode": "echo", "Text": hostile, "Items": items})
-    assert res.data == {"text": hostile.replace("\r\n", "\r\n"), "items": items}
+    assert res.data == {"text": hostile, "items": items}
     assert seen == [{"Mode": "echo", "Text": hostile, "Items": items}]
     assert res.warnings == ["probe warning"]
 
@@ -236,3 +237,33 @@ def test_auth_error_type(psrp_wire: WireLab) -> None:
     psrp_wire.fault("hostA", fail_next=1, kind="auth")
     with psrp_wire.session(retry=FAST_RETRY) as s, pytest.raises(AuthError):
         s.run("hostA", "vm_list")
+
+
+def test_latency_is_added_to_every_request(wire: WireLab) -> None:
+    with wire.session(retry=NO_RETRY) as s:
+        s.run("hostA", "vm_list")  # warm: pool open, TLS session
+        wire.fault("hostA", delay=0.2)
+        before = wire.server.requests("hostA")
+        started = time.monotonic()
+        s.run("hostA", "vm_list")
+        took = time.monotonic() - started
+    requests = wire.server.requests("hostA") - before - (1 if wire.backend == "psrp" else 0)  # Delete at close
+    assert requests >= 3
+    assert took >= 0.2 * requests
+
+
+def test_a_step_deadline_stops_a_long_operation(wire: WireLab) -> None:
+    if wire.tls:
+        pytest.skip("timing does not depend on TLS: the plain-HTTP case covers it")
+    wire.fault("hostA", stretch=30)
+    started = time.monotonic()
+    with wire.session(retry=NO_RETRY) as s, pytest.raises(OperationTimeout) as info:
+        s.run("hostA", "lab_probe", {"Mode": "echo", "Count": 2}, timeout=1.5)
+    assert time.monotonic() - started < 1.5 + OPERATION_TIMEOUT + 2
+    assert "no result within 1.5s" in str(info.value)
+    # The client gave up on the shell; deleting it ends the operation on the host too.
+    assert wire.server.requests("hostA", "Delete") >= 1, wire.server.request_counts()
+    deadline = time.monotonic() + 2
+    while any(t.name.startswith("lab-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t for t in threading.enumerate() if t.name.startswith("lab-")]

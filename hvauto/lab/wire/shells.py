@@ -98,9 +98,21 @@ class Shell:
         self.last_used = time.monotonic()
         self.threads: list[threading.Thread] = []
         self.closed = False
+        self.gone = threading.Event()
 
     def touch(self) -> None:
         self.last_used = time.monotonic()
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep as a long operation does; True when cut short (shell deleted, endpoint stopping)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.stop.event.is_set() or self.gone.is_set():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.gone.wait(min(left, 0.1))
 
     def wait(self, ready: Callable[[], bool], timeout: float) -> bool:
         """Wait (holding ``cond``) until ``ready()``, the timeout, or shutdown."""
@@ -118,6 +130,7 @@ class Shell:
         t.start()
 
     def close(self) -> None:
+        self.gone.set()
         with self.cond:
             self.closed = True
             self.cond.notify_all()
@@ -251,10 +264,10 @@ class PSRPShell(Shell):
         """A long operation: its progress records spread over ``seconds``, as a migration's would come."""
         steps = len(progress) + 1
         for p in progress:
-            if self.stop.event.wait(seconds / steps):
+            if self.sleep(seconds / steps):
                 return
             self._progress(pipe, p)
-        self.stop.event.wait(seconds / steps)
+        self.sleep(seconds / steps)
 
     def _progress(self, pipe: ServerPipeline, p: Progress) -> None:
         with self.cond:
@@ -466,10 +479,11 @@ class WinRSShell(Shell):
         if not live:
             steps = len(outcome.progress) + 1
             for p in outcome.progress:
-                if self.stop.event.wait(stretch / steps):
+                if self.sleep(stretch / steps):
                     return
                 self._emit(cmd, stderr=clixml([progress_obj(p, next(refs))]))
-            self.stop.event.wait(stretch / steps)
+            if self.sleep(stretch / steps):
+                return
         items: list[str] = []
         for text in outcome.warnings:
             items.append(f'<S S="warning">{clixml_string(text + chr(13) + chr(10))}</S>')
