@@ -267,3 +267,38 @@ def test_a_step_deadline_stops_a_long_operation(wire: WireLab) -> None:
     while any(t.name.startswith("lab-") for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [t for t in threading.enumerate() if t.name.startswith("lab-")]
+
+
+def test_a_script_that_is_not_a_template_fails_as_data(psrp_wire: WireLab) -> None:
+    """The endpoint runs no PowerShell: anything but an hvauto template fails its pipeline, clearly."""
+    from pypsrp.powershell import PowerShell, RunspacePool
+    from pypsrp.wsman import WSMan
+
+    files = psrp_wire.paths.state.parent
+    wsman = WSMan("127.0.0.1", port=psrp_wire.server.port, path="wsman/hostA", ssl=True, auth="basic",
+                  username="LAB\\Administrator", password=psrp_wire.paths.password.read_text().strip(),
+                  cert_validation=str(files / "ca.pem"), operation_timeout=OPERATION_TIMEOUT)
+    with wsman, RunspacePool(wsman) as pool:
+        ps = PowerShell(pool)
+        ps.add_script("Get-Process | Stop-Process")
+        ps.invoke()
+        assert ps.had_errors
+        assert ps.streams.error[-1].fq_error == "HvautoLabNotATemplate"
+        assert "cannot run this pipeline" in str(ps.streams.error[-1])
+
+
+def test_winrs_runs_only_powershell(wire: WireLab) -> None:
+    if wire.backend != "winrm" or wire.tls:
+        pytest.skip("one WinRS case is enough")
+    from winrm.protocol import Protocol
+
+    proto = Protocol(wire.server.url("hostA"), transport="basic", username="LAB\\Administrator",
+                     password=wire.paths.password.read_text().strip(), message_encryption="never", ca_trust_path=True,
+                     operation_timeout_sec=OPERATION_TIMEOUT, read_timeout_sec=READ_TIMEOUT)
+    shell = proto.open_shell()
+    try:
+        cid = proto.run_command(shell, "cmd.exe", ["/c", "format", "c:"])
+        out, err, code = proto.get_command_output(shell, cid)
+        assert code == 1 and b"is not recognized" in err
+    finally:
+        proto.close_shell(shell)

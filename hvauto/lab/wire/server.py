@@ -49,6 +49,10 @@ PSRP_URI = "http://schemas.microsoft.com/powershell/microsoft.powershell"
 MAX_SHELLS_PER_USER = 30
 #: How long a "hang" fault holds a request when the client never gives up.
 HANG_LIMIT = 600.0
+#: WinRM's IdleTimeout default (2 hours): shells a client forgot are dropped after it.
+IDLE_TIMEOUT = 7200.0
+#: Far above any MaxEnvelopeSize a client announces: a larger body is refused unread.
+MAX_BODY = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -308,7 +312,14 @@ class WireServer:
         return account is not None and account.get("password") == password
 
     def handle(self, h: _Handler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
+        try:
+            length = int(h.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            h.close_connection = True
+            h.reply(413 if length > 0 else 400, b"")
+            return
         data = h.rfile.read(length) if length else b""
         host = self._route(h)
         if host is None:
@@ -342,7 +353,7 @@ class WireServer:
             self._count(host, action, 500)
             h.reply(500, soap.fault("", bad.code, bad.reason, subcode=bad.subcode, machine=host))
             return
-        self._reap(host, float(fault.get("idle_timeout", 0) or 0))
+        self._reap(host, float(fault.get("idle_timeout", 0) or 0) or IDLE_TIMEOUT)
         try:
             status, body = self._dispatch(h, host, req)
         except soap.SoapError as exc:

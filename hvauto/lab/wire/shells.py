@@ -126,6 +126,7 @@ class Shell:
 
     def spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=False)
+        self.threads = [x for x in self.threads if x.is_alive()]
         self.threads.append(t)
         t.start()
 
