@@ -496,7 +496,7 @@ def test_two_runs_share_one_pool(host: FakeHost) -> None:
     t.run(SCRIPT)
     t.run(SCRIPT)
     assert len(host.wsman_kwargs) == 1 and host.opened == 1
-    assert host.pools[0].alive_checks == 1  # asked before the second run only
+    assert host.pools[0].alive_checks == 0  # quick steps do not probe: that would be a request each
     assert len(host.pipelines) == 2 and all(ps.closed for ps in host.pipelines)
     assert host.pools[0].closed == 0
     t.close()
@@ -505,16 +505,54 @@ def test_two_runs_share_one_pool(host: FakeHost) -> None:
 
 @pytest.mark.parametrize("alive", [False, WSManFaultError(0x8033805B, None, "unexpected selectors", None, None, None),
                                    requests.exceptions.ConnectionError("gone")])
-def test_a_dead_pool_is_reopened(host: FakeHost, alive: bool | BaseException) -> None:
+def test_a_pool_idle_too_long_is_probed_and_reopened_when_dead(
+    host: FakeHost, alive: bool | BaseException, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(psrp, "PROBE_AFTER_IDLE", 0.0)
     host.queue(Pipeline(), Pipeline())
     t = transport()
     t.run(SCRIPT)
     host.alive = alive
     result = t.run(SCRIPT)
     assert result.ok
+    assert host.pools[0].alive_checks == 1
     assert host.opened == 2 and len(host.wsman_kwargs) == 2
     assert host.pools[0].closed == 1 and host.pools[1].closed == 0
     assert host.pipelines[1].runspace_pool is host.pools[1]
+
+
+def test_a_pool_idle_too_long_and_alive_is_kept(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(psrp, "PROBE_AFTER_IDLE", 0.0)
+    host.queue(Pipeline(), Pipeline())
+    t = transport()
+    t.run(SCRIPT)
+    t.run(SCRIPT)
+    assert host.pools[0].alive_checks == 1 and host.opened == 1
+
+
+SHELL_GONE = WSManFaultError(0x8033805B, None, "The request for the Windows Remote Shell with ShellId x failed "
+                             "because the shell was not found on the server.", None, None, None)
+
+
+def test_a_shell_dropped_between_quick_steps_is_reopened_and_the_script_sent_once_more(host: FakeHost) -> None:
+    host.queue(Pipeline(), Pipeline(begin_error=SHELL_GONE), Pipeline())
+    t = transport()
+    t.run(SCRIPT)
+    result = t.run(SCRIPT)
+    assert result.ok
+    assert host.opened == 2
+    assert host.pools[0].closed == 0  # not asked to delete a shell the server no longer has
+    assert host.pipelines[2].runspace_pool is host.pools[1]
+
+
+def test_other_faults_on_the_command_are_not_resent(host: FakeHost) -> None:
+    quota = WSManFaultError(0x803381A6, None, "quota", None, None, None)
+    host.queue(Pipeline(), Pipeline(begin_error=quota))
+    t = transport()
+    t.run(SCRIPT)
+    with pytest.raises(QuotaError):
+        t.run(SCRIPT)
+    assert len(host.pipelines) == 2
 
 
 def test_a_lost_answer_discards_the_pool(host: FakeHost) -> None:

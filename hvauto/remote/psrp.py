@@ -7,8 +7,11 @@ warnings, progress) instead of text on stderr.
 
 Opening a pool costs a shell Create plus key exchange (several round trips, and a WinRM
 shell counts against ``MaxShellsPerUser``), so the pool is opened on the first run and
-reused; ``RunspacePool.is_alive()`` is asked before each later run because WinRM drops
-idle shells (``IdleTimeout``, a service restart, a reboot between steps).
+reused. WinRM drops shells (``IdleTimeout``, a service restart, a reboot between steps), so
+a pool idle for longer than ``PROBE_AFTER_IDLE`` is asked ``RunspacePool.is_alive()`` first;
+between quick steps that probe would be one more request per step, so instead a pool that
+turns out to be gone (the Command is answered "shell not found": nothing ran) is reopened
+and the script sent once more.
 
 Every pypsrp/requests exception leaves this module as an :mod:`hvauto.errors` transport
 error. ``sent`` is false while the pool is being opened and becomes true when the
@@ -168,6 +171,16 @@ class _Attempt:
     sent: bool = False
 
 
+#: Seconds a pool may sit unused before the next run asks the host whether it still exists.
+PROBE_AFTER_IDLE = 30.0
+#: The WSMan fault for a shell the service no longer knows (ERROR_WSMAN_INVALID_SELECTORS).
+FAULT_SHELL_NOT_FOUND = 0x8033805B
+
+
+def _shell_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, WSManFaultError) and fault_code(exc.code) == FAULT_SHELL_NOT_FOUND
+
+
 class PSRPTransport:
     """One host over PSRP. Not thread-safe: the session runs one step at a time per host."""
 
@@ -176,6 +189,7 @@ class PSRPTransport:
         self.host = cfg.name
         self._creds = creds
         self._pool: RunspacePool | None = None
+        self._last_used = 0.0
 
     # -- the pool -------------------------------------------------------------------------
 
@@ -208,6 +222,8 @@ class PSRPTransport:
                               key=f"hosts.{cfg.name}") from None
 
     def _ensure_pool(self) -> RunspacePool:
+        if self._pool is not None and time.monotonic() - self._last_used < PROBE_AFTER_IDLE:
+            return self._pool
         if self._pool is not None:
             try:
                 alive = self._pool.is_alive()
@@ -269,17 +285,32 @@ class PSRPTransport:
         ps: PowerShell | None = None
         try:
             with self._translated(attempt):
-                ps = PowerShell(self._ensure_pool())
-                ps.add_script(script.body)
-                for name, value in script.params.items():
-                    ps.add_parameter(name, tag_value(value))
-                attempt.sent = True  # the Create-pipeline Command request carries the script
-                ps.begin_invoke()
+                try:
+                    ps = self._begin(script, attempt)
+                except WSManFaultError as exc:
+                    if not _shell_not_found(exc):
+                        raise
+                    # The shell was dropped while the pool sat unused: no pipeline was created,
+                    # so nothing ran. Open a new pool and send the script once more.
+                    log.info("%s: the runspace pool is gone (idle timeout or restart); opening a new one", self.host)
+                    self._discard_pool(graceful=False)
+                    attempt.sent = False
+                    ps = self._begin(script, attempt)
                 progress = self._wait(ps, script, timeout, deadline, on_progress)
         finally:
             if ps is not None:
                 self._finish(ps)
+            self._last_used = time.monotonic()
         return self._result(script, ps, progress, started)
+
+    def _begin(self, script: Script, attempt: _Attempt) -> PowerShell:
+        ps = PowerShell(self._ensure_pool())
+        ps.add_script(script.body)
+        for name, value in script.params.items():
+            ps.add_parameter(name, tag_value(value))
+        attempt.sent = True  # the Create-pipeline Command request carries the script
+        ps.begin_invoke()
+        return ps
 
     def _wait(
         self,

@@ -10,7 +10,7 @@ from tests.wire.conftest import WireLab
 pytestmark = [pytest.mark.slow, pytest.mark.wire]
 
 #: Requests for N steps on one host: fixed cost + per-step cost (measured; see the README).
-EXPECTED = {"psrp": (2, 4), "winrm": (0, 6)}
+EXPECTED = {"psrp": (3, 3), "winrm": (0, 6)}
 
 
 def requests_for(wire: WireLab, steps: int) -> dict[str, int]:
