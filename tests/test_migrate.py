@@ -152,6 +152,15 @@ def test_what_if_prints_plan_and_preflight_and_changes_nothing(fast_lab: Lab) ->
     assert blocked.code == ExitCode.PREFLIGHT and "[BLOCKING]" in blocked.out
 
 
+@pytest.mark.parametrize("storage", [[], ["--storage-path", "D:\\VMs\\vm01"]])
+def test_preflight_asks_each_host_once(fast_lab: Lab, storage: list[str]) -> None:
+    """Without --storage-path the destination's default VM folder comes from its preflight answer, read once."""
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", "--what-if", *storage)
+    assert res.code == 0, res.err
+    assert fast_lab.calls(host="hostB", template="migrate_dest_preflight") == 1
+    assert fast_lab.calls(host="hostA", template="migrate_source_preflight") == 1
+
+
 def test_render_prints_the_scripts_and_contacts_no_host(fast_lab: Lab) -> None:
     res = hv("migrate", "--shared-nothing", "vm01", "hostB", "--from", "hostA", "--render")
     assert res.code == 0, res.err

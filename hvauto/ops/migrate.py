@@ -316,8 +316,11 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
 
 
 def preflight(session: Session, *, vm: str, vm_id: str, source: str, dest: str, storage_path: str | None,
-              mode: str) -> Preflight:
-    """The three reads, concurrently (one round trip per host), then every problem at once."""
+              mode: str, dest_facts: dict[str, Any] | None = None) -> Preflight:
+    """The three reads, concurrently (one round trip per host), then every problem at once.
+
+    ``dest_facts``: the destination's answer already read (for its default VM path); it is not asked again.
+    """
     dest_cfg = session.host(dest)
     dest_given = dest_cfg.fqdn
     include = mode == SHARED_NOTHING
@@ -326,15 +329,17 @@ def preflight(session: Session, *, vm: str, vm_id: str, source: str, dest: str, 
         source: lambda: session.run(source, "migrate_source_preflight", {
             "Name": vm, "DestinationHost": dest_given, "DestinationStoragePath": storage_path or "",
             "IncludeStorage": include}).data,
-        dest: lambda: session.run(dest, "migrate_dest_preflight",
-                                  {"Name": vm, "VmId": vm_id, "Path": storage_path or ""}).data,
     }
+    if dest_facts is None:
+        steps[dest] = lambda: session.run(dest, "migrate_dest_preflight",
+                                          {"Name": vm, "VmId": vm_id, "Path": storage_path or ""}).data
     if ad_host is not None:
         steps[ad_host] = lambda: ad_ops.get_computers(session, [source], ad_host=ad_host)
     group = session.fan_out(list(steps), lambda h: steps[session.host(h).name]())
     group.raise_if_failed()
     values = group.values()
-    src, dst = values[session.host(source).name], values[dest_cfg.name]
+    src = values[session.host(source).name]
+    dst = dest_facts if dest_facts is not None else values[dest_cfg.name]
     computers = values.get(session.host(ad_host).name) if ad_host is not None else None
     problems, found = evaluate(vm_name=vm, mode=mode, source=source, dest=dest, storage_path=storage_path, src=src,
                                dst=dst, computers=computers, source_os=session.os_version(source),
@@ -448,11 +453,14 @@ def migrate(
                           hint=f"hvauto storage move {loc.vm.name} {storage_path}")
     src_host = loc.host
     vm_name, vm_id = loc.vm.name, loc.vm.id
+    dst_facts: dict[str, Any] | None = None
     if mode == SHARED_NOTHING and not storage_path:
-        # Move-VM needs a path: the destination's default VM folder, in a folder of the VM's own.
+        # Move-VM needs a path: the destination's default VM folder, in a folder of the VM's own. That answer
+        # (probed at the default folder: the same drive) is the destination's preflight; it is not asked twice.
         dst_facts = session.run(dest, "migrate_dest_preflight", {"Name": vm_name, "VmId": vm_id, "Path": ""}).data
         storage_path = ntpath.join(str(dst_facts["vm_path"]), vm_name)
-    pre = preflight(session, vm=vm_name, vm_id=vm_id, source=src_host, dest=dest, storage_path=storage_path, mode=mode)
+    pre = preflight(session, vm=vm_name, vm_id=vm_id, source=src_host, dest=dest, storage_path=storage_path, mode=mode,
+                    dest_facts=dst_facts)
     vmd = pre.vm or {}
     running = vmd.get("state") in ("Running", "Paused")
     bytes_total = (sum(int(d.get("file_size_bytes") or 0) for d in vmd.get("disks") or []) if mode == SHARED_NOTHING
