@@ -72,6 +72,7 @@ def test_several_adapters_need_set_on_2012r2(lab: Lab) -> None:
         (["X", "--type", "external"], "needs at least one physical adapter"),
         (["X", "--type", "internal", "--adapter", "NIC2"], "has no physical adapter"),
         (["Bad*Name", "--type", "internal"], "wildcard"),
+        (["two\nlines", "--type", "internal"], "control characters"),
     ],
 )
 def test_bad_create_input_is_usage_with_no_remote_call(lab: Lab, argv: list[str], needle: str) -> None:
@@ -112,6 +113,13 @@ def test_remove_with_force_disconnects_the_vms(lab: Lab) -> None:
     assert "External" not in switches("hostA")
     vms = hv("vm", "list", "hostA", "-o", "json").json()["vms"]
     assert all(v["switches"] == [""] for v in vms)
+
+
+def test_remove_of_an_empty_name_is_usage_with_no_remote_call(lab: Lab) -> None:
+    res = hv("switch", "remove", "hostA", " ")
+    assert res.code == ExitCode.USAGE
+    assert "switch name is empty" in res.err
+    assert lab.calls() == 0
 
 
 def test_remove_is_idempotent(lab: Lab) -> None:

@@ -67,8 +67,8 @@ def _check_create(name: str, type: str, adapters: list[str], bandwidth_mode: str
         problems.append(f"--adapter: a {type.lower()} switch has no physical adapter")
     if len(adapters) > 8:
         problems.append("--adapter: a Switch Embedded Team takes at most 8 adapters")
-    if not name.strip() or any(c in name for c in "*?[]"):
-        problems.append(f"NAME: {name!r} is not a usable switch name (no wildcard characters)")
+    if not name.strip() or any(c in name for c in "*?[]") or not name.isprintable():
+        problems.append(f"NAME: {name!r} is not a usable switch name (no wildcard or control characters)")
     if problems:
         raise ValidationError(problems, what="switch")
 
@@ -118,6 +118,8 @@ def create(session: Session, *, host: str, name: str, type: str = "external", ad
 
 def remove(session: Session, *, host: str, name: str, force: bool = False, what_if: bool = False) -> SwitchChange:
     """Remove a switch; refused while VMs are attached (unless force) or when it carries the only management path."""
+    if not name.strip():
+        raise ValidationError(["NAME: the switch name is empty"], what="switch")
     cfg = session.host(host)
     state = session.run(cfg.name, "fabric_get").data
     sw = next((s for s in state["switches"] if str(s["name"]).lower() == name.lower()), None)
