@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from typing import Any
 
 import pytest
@@ -341,6 +344,29 @@ def test_render_prints_the_read_step_and_contacts_no_host(lab: Lab) -> None:
     res = hv(*CREATE, "--render")
     assert res.code == 0, res.err
     assert "Get-SmbShareAccess" in res.out and "$hvautoEnvelope" in res.out
+    assert lab.calls() == 0
+
+
+def _rendered_values(out: str) -> dict[str, Any]:
+    encoded = re.search(r"\$hvautoEnvelope = '([A-Za-z0-9+/=]+)'", out)
+    assert encoded is not None, out
+    values: dict[str, Any] = json.loads(base64.b64decode(encoded.group(1)))
+    return values
+
+
+@pytest.mark.parametrize(
+    ("argv", "accounts"),
+    [
+        ([*CREATE, "--group", "Hyper-V Hosts", "--admins", "alice"],
+         ["LAB\\hostA$", "LAB\\hostB$", "LAB\\Hyper-V Hosts", "LAB\\alice"]),
+        (["smb", "share", "show", *SHARE], ["LAB\\hostA$", "LAB\\hostB$"]),
+    ],
+)
+def test_render_binds_the_accounts_the_run_reads(lab: Lab, argv: list[str], accounts: list[str]) -> None:
+    """The read step --render prints asks about the same accounts as the command itself (group, admins, hosts)."""
+    res = hv(*argv, "--render")
+    assert res.code == 0, res.err
+    assert [a for a in _rendered_values(res.out)["Account"] if a in accounts] == accounts
     assert lab.calls() == 0
 
 

@@ -76,7 +76,7 @@ def create(
         # The read step; the apply step's values depend on what it finds.
         problems: list[str] = []
         hosts_cfg = smb.expand_hosts(session.inventory, smb.split_list(hosts), problems)
-        accounts = [f"{session.inventory.netbios}\\{c.name}$" for c in hosts_cfg]
+        accounts = smb.wanted_accounts(session.inventory, hosts_cfg, group, smb.split_list(admins or []))
         _render_share(ctx, server, name, path, accounts)
         return
     result = smb.create(session, name=name, server=server, path=path, hosts=hosts, group=group, admins=admins or [],
@@ -93,7 +93,7 @@ def show(ctx: typer.Context, name: NameArg, server: ServerOpt, output: OutputOpt
 
     session = get_app(ctx).session
     if render:
-        _render_share(ctx, server, name, "", [])
+        _render_share(ctx, server, name, "", list(smb.show_accounts(session.inventory).values()))
         return
     view = smb.show(session, name=name, server=server)
     if output is Output.json:

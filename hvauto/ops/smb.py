@@ -385,6 +385,17 @@ class ShareResult:
     message: str = ""
 
 
+def wanted_accounts(inv: Inventory, hosts: Sequence[HostConfig], group: str | None, admins: Sequence[str]) -> list[str]:
+    """The accounts ``create`` reads the share for (its read step's Account parameter)."""
+    return [w.account for w in _wanted(inv, hosts, group, admins)]
+
+
+def show_accounts(inv: Inventory) -> dict[str, str]:
+    """Every domain-joined Hyper-V host's computer account, by host: what ``show`` reads the share for."""
+    hv_hosts = [inv.host(h) for h in inv.with_role("hyperv") if inv.host(h).domain]
+    return {cfg.name: f"{inv.netbios}\\{cfg.name}$" for cfg in hv_hosts}
+
+
 def _wanted(inv: Inventory, hosts: Sequence[HostConfig], group: str | None, admins: Sequence[str]) -> list[Wanted]:
     out: list[Wanted] = []
     for cfg in hosts:
@@ -614,19 +625,18 @@ def show(session: Session, *, name: str, server: str) -> ShareView:
     fs = _validate_common(inv, name, server, problems)
     if problems or fs is None:
         raise ValidationError(problems)
-    hv_hosts = [inv.host(h) for h in inv.with_role("hyperv") if inv.host(h).domain]
-    accounts = {cfg.name: f"{inv.netbios}\\{cfg.name}$" for cfg in hv_hosts}
+    accounts = show_accounts(inv)
     state = read_share(session, fs.name, name, accounts=list(accounts.values()))
     if not state.exists:
         raise NotFoundError(f"no share named {name!r} on {fs.name}",
                             hint=f"create it: hvauto smb share create {name} --server {fs.name} --path D:\\... --hosts ...")
-    delegation = _cifs_delegation(session, [cfg.name for cfg in hv_hosts], fs)
+    delegation = _cifs_delegation(session, list(accounts), fs)
     hosts = []
-    for cfg in hv_hosts:
-        sid = state.resolved.get(accounts[cfg.name].lower(), "")
+    for host, account in accounts.items():
+        sid = state.resolved.get(account.lower(), "")
         share_ok, folder_ok = bool(sid) and state.share_full(sid), bool(sid) and state.folder_full(sid)
-        deleg = delegation.get(cfg.name)
-        hosts.append(HostAccess(cfg.name, accounts[cfg.name], sid, share_ok, folder_ok, deleg,
+        deleg = delegation.get(host)
+        hosts.append(HostAccess(host, account, sid, share_ok, folder_ok, deleg,
                                 share_ok and folder_ok and deleg is not False))
     return ShareView(server=fs.name, name=state.name, path=state.path, settings=state.settings or {},
                      share_acl=state.share_acl, folder_acl=state.folder_acl, open_files=state.open_files,
