@@ -241,19 +241,8 @@ def default_estate() -> dict[str, list[dict[str, Any]]]:
 
 # -- derived state -------------------------------------------------------------------------------------
 
-def host_record(est: Estate, name: str) -> dict[str, Any] | None:
-    return est.get("host", name)
-
-
 def vms_on(est: Estate, host: str) -> list[dict[str, Any]]:
     return est.all("vm", host=host)
-
-
-def find_vm(est: Estate, host: str, name: str) -> dict[str, Any] | None:
-    for vm in vms_on(est, host):
-        if vm["name"].lower() == name.lower():
-            return vm
-    return None
 
 
 def memory_free(est: Estate, host: dict[str, Any]) -> int:
