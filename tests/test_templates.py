@@ -7,6 +7,7 @@ itself can fail, with PowerShell snippets it must reject and ones it must accept
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jinja2
@@ -82,6 +83,13 @@ def test_jinja_reads_only_shape_variables(path: Path) -> None:
 def test_template_passes_every_check(name: str, version: str) -> None:
     findings = pscheck.check_template(RENDERER, name, version)
     assert not findings, f"{name} on {versions.label(version)}:\n{_show(findings)}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+def test_no_value_goes_to_a_wildcard_vm_name(path: Path) -> None:
+    """-VMName is a wildcard pattern ([ ] * ?) and VM names are not unique: templates pick VMs by object (-VM)."""
+    calls = re.findall(r"-VMName\s+[$(]", path.read_text(encoding="utf-8"))
+    assert not calls, f"{path.name} passes a value to -VMName"
 
 
 # --------------------------------------------------------------------------- the checker can fail
