@@ -134,6 +134,12 @@ class Session:
         cfg = self.host(host)
         return cfg.os or self._versions.get(cfg.name)
 
+    def learn_version(self, host: str, version: str | None) -> None:
+        """Keep the version a host_facts read found, so that no later step asks the host again."""
+        cfg = self.host(host)
+        if version and not cfg.os:
+            self._versions.setdefault(cfg.name, version)
+
     # -- scripts -----------------------------------------------------------------------------------
     def render(self, host: str, template: str, params: Mapping[str, Any] | None = None,
                *, version: str | None = None) -> Script:

@@ -49,6 +49,14 @@ def test_grant_adds_the_four_spns_and_protocol_transition(lab: Lab) -> None:
     assert lab.calls(host="hostA") == 0
 
 
+def test_a_mesh_grant_asks_each_host_its_facts_once(lab: Lab) -> None:
+    """The CredSSP check's facts read also gives hv12's version (not in the inventory) for protocol transition."""
+    res = hv("delegation", "grant", "--mesh", "hyperv", "--what-if")
+    assert res.code == 0, res.err
+    for host in ("hostA", "hostB", "hv12"):
+        assert lab.calls(host=host, template="host_facts") == 1
+
+
 def test_a_second_grant_changes_nothing_and_says_so(lab: Lab) -> None:
     assert hv("delegation", "grant", "hostB", "--to", "hostA").code == 0
     before = lab.store.snapshot()

@@ -55,6 +55,14 @@ def test_migration_preflight_no_longer_blames_hv12s_settings(lab: Lab) -> None:
     assert not hv12_checks() & settings_checks
 
 
+def test_a_host_without_a_version_in_the_inventory_is_asked_its_facts_once(lab: Lab) -> None:
+    """hv12 has no `os` in the lab inventory: the facts read gives its version; the change renders without a probe."""
+    res = hv("host", "migration", "hv12", "--max-vm", "3")
+    assert res.code == 0, res.err
+    assert lab.calls(host="hv12", template="host_facts") == 1
+    assert lab.calls(host="hv12", template="host_migration_set") == 1
+
+
 def test_what_if_changes_nothing(lab: Lab) -> None:
     before = lab.store.snapshot()
     res = hv(*HV12_FIX, "--what-if")

@@ -223,8 +223,9 @@ def grant(session: Session, *, source: str | None = None, to: Sequence[str] = ()
     if problems:
         raise ValidationError(problems)
     ad_host_or_fail(session)
-    changes = grant_pairs(session, pairs, chosen, what_if=what_if)
+    # First: its host_facts reads also give the sources' versions, which grant_pairs needs (no second read).
     warnings = _credssp_warnings(session, list(pairs)) if "migration" in chosen else []
+    changes = grant_pairs(session, pairs, chosen, what_if=what_if)
     changed = any(c.changed for c in changes)
     if changed:
         warnings.append(REPLICATION_NOTE)

@@ -71,7 +71,9 @@ def facts(session: Session, host: str) -> HostFacts:
     cfg = session.host(host)
     version = session.known_version(cfg.name) or versions.OLDEST
     data = session.run(cfg.name, "host_facts", version=version).data
-    return HostFacts.from_result(cfg.name, data)
+    found = HostFacts.from_result(cfg.name, data)
+    session.learn_version(cfg.name, found.os_version)
+    return found
 
 
 def facts_many(session: Session, hosts: list[str]) -> GroupResult:
