@@ -334,6 +334,23 @@ def test_a_missing_or_broken_spec_file_is_usage(lab: Lab, tmp_path: Path) -> Non
     assert lab.calls() == 0
 
 
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"\xff\xfe\x00binary", "bad.yaml: cannot read: not UTF-8 text"),
+        (b"switch: [1\n", "bad.yaml:2: not valid YAML: expected ',' or ']'"),
+    ],
+)
+def test_an_unreadable_spec_is_one_line_of_usage(lab: Lab, tmp_path: Path, content: bytes, needle: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    res = hv("fabric", "validate", "--spec", str(bad))
+    assert res.code == ExitCode.USAGE, res.err
+    assert needle in res.err and "Traceback" not in res.err
+    assert len(res.err.strip().splitlines()) == 1, res.err
+    assert lab.calls() == 0
+
+
 def test_the_schema_ships_inside_the_package() -> None:
     from hvauto import schemas
 

@@ -284,8 +284,15 @@ def load_spec(path: str | Path, *, hosts: list[str] | None = None) -> FabricSpec
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ValidationError([f"{where}: cannot read: {exc.strerror or exc}"], what="fabric spec") from None
+    except UnicodeDecodeError:
+        raise ValidationError([f"{where}: cannot read: not UTF-8 text"], what="fabric spec") from None
     try:
         doc = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        # One line, as the runbook loader says it: FILE:LINE: what is wrong.
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ValidationError([f"{where}{line}: not valid YAML: {exc.problem or exc}"], what="fabric spec") from None
     except yaml.YAMLError as exc:
         raise ValidationError([f"{where}: not valid YAML: {exc}"], what="fabric spec") from None
     found = schemas.validate(schemas.load(SCHEMA), doc)
