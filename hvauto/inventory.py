@@ -43,7 +43,7 @@ TRANSPORTS = ("psrp", "winrm", "lab")
 AUTHS = ("negotiate", "kerberos", "ntlm", "basic", "credssp")
 ROLES = ("hyperv", "fileserver", "ad", "cluster")
 ENCRYPTION = ("auto", "always", "never")
-_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,253}$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,253}\Z")  # \Z: "$" would let a trailing newline through
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ def _user_defaults() -> tuple[str, dict[str, Any]]:
         return str(path), {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", path=str(path)) from None
     return str(path), _check_table(str(path), "defaults.", data.get("defaults", {}))
 
@@ -276,7 +276,12 @@ def find_inventory(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Inventory:
     path = find_inventory(explicit)
-    return parse(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
+        raise ConfigError(f"cannot read: {why}", path=str(path)) from None
+    return parse(text, path)
 
 
 def parse(text: str, path: Path) -> Inventory:

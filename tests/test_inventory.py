@@ -82,6 +82,7 @@ def test_user_config_is_the_lowest_layer(tmp_path: Path, monkeypatch: pytest.Mon
         ("[hosts.a]\ntransport = 'lab'\n", "hosts.a", "lab_state"),
         ("[hostz.a]\n", "hostz", "unknown table"),
         ("[defaults]\n", "hosts", "no hosts"),
+        ('[hosts."a\\n"]\n', "hosts.a", "not a valid host name"),
     ],
 )
 def test_bad_inventory_names_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
@@ -102,6 +103,13 @@ def test_plain_http_basic_allowed_only_when_asked(tmp_path: Path) -> None:
 def test_not_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse("[hosts\n", tmp_path / "i.toml")
+
+
+def test_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "i.toml"
+    path.write_bytes(b"\xff\xfe[hosts.a]\n")
+    with pytest.raises(ConfigError, match="cannot read: not UTF-8 text"):
+        load(path)
 
 
 def test_explicit_missing_file(tmp_path: Path) -> None:
