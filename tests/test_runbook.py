@@ -412,3 +412,40 @@ def test_assert_stops_a_host_with_its_message(lab: Lab) -> None:
     assert "not so: hostA has no VMs" in res.out
     assert lab.calls(host="hostA", template="vm_list") == 0
     assert lab.calls(host="hostB", template="vm_list") == 1
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    (b"name: x\xff\nsteps: []\n", "rb.yml:1: not UTF-8 text (byte 0xff)"),
+    (b"name: x\x07\nsteps:\n  - vm.list: {}\n", "rb.yml:1: not valid YAML: special characters are not allowed"),
+    (b"name: x\nsteps:\n  - vm.list: {}\n    name: a\n    name: b\n", "rb.yml:5: duplicate key 'name'"),
+    (b"name: !!python/object:os.system x\nsteps: []\n", "could not determine a constructor"),
+    (b"- a\n- b\n", "rb.yml:1: expected object, got a list"),
+    (b"", "rb.yml:1: the runbook is empty"),
+    (b"name: x\nsteps:\n  - ? [a, b]\n    : 1\n", "rb.yml:3: a key must be a name"),
+])
+def test_malformed_files_are_validation_errors_not_crashes(lab: Lab, data: bytes, needle: str) -> None:
+    (lab.dir / "rb.yml").write_bytes(data)
+    res = hv("runbook", "validate", "rb.yml")
+    assert res.code == ExitCode.USAGE, res.err
+    assert needle in res.err
+    assert "internal error" not in res.err
+
+
+def test_any_text_is_either_valid_or_a_validation_error(lab: Lab) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(["name: x\n", "steps:\n", "  - vm.list: {}\n", "  - host.facts:\n", "    hosts: ",
+                              "hostA\n", "{{ x }}\n", "    when: \"", "'\n", "  - ", "vars: {x: 1}\n", ": ", "[", "]",
+                              "\t", "\x00", "\u00e9", "&a ", "*a\n", "<<: *a\n", "!!binary ", "? ", "{%", "%}"])
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(pieces, max_size=12).map("".join) | st.binary(max_size=40).map(lambda b: b.decode("latin-1")))
+    def check(text: str) -> None:
+        (lab.dir / "rb.yml").write_text(text, encoding="utf-8", errors="surrogateescape")
+        res = hv("runbook", "validate", "rb.yml", "--limit", "hostA")
+        assert res.code in (0, ExitCode.USAGE), (text, res.err)
+        assert "internal error" not in res.err
+
+    check()
+    assert lab.calls() == 0

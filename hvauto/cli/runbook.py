@@ -119,10 +119,7 @@ def prepare(state: App, file: Path, var: list[str], vars_files: list[Path], limi
     """Parse and validate: every problem at once, before any remote call."""
     from hvauto.runbook import loader
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError([f"{file}: cannot read: {exc.strerror or exc}"], what="runbook") from None
+    text = loader.read_text(file)
     extra = {**loader.overrides([], vars_files), **(given or {}), **loader.overrides(var, [])}
     rb, problems = loader.parse(text, file)
     inventory = state.inventory

@@ -48,7 +48,10 @@ def check(path: Path) -> tuple[TemplateMeta | None, list[str]]:
         problems.append(f"{path.name}: {name!r} is one of hvauto's own templates; give yours another name")
     if (path.parent / "_base.ps1.j2").exists():
         problems.append(f"{path.parent}/_base.ps1.j2 would replace hvauto's base template; remove it")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{path.name}: cannot read as UTF-8 text: {type(exc).__name__}"]
     if not _EXTENDS.search(text):
         problems.append(f"{path.name}: must {{% extends \"_base.ps1.j2\" %}} (strict params, errors as data, one JSON)")
     if problems:

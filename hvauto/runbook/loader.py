@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from hvauto.errors import NotFoundError, UsageError, ValidationError
+from hvauto.errors import NotFoundError, ValidationError
 from hvauto.inventory import Inventory
 
 from . import custom, schema, templating
@@ -38,9 +38,25 @@ class _Marked(yaml.SafeLoader):
     """A SafeLoader that remembers the line of every node, keyed by its path in the document."""
 
 
+def _yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> ValidationError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.line + 1}" if mark else "?"
+        return ValidationError([f"{source}:{where}: not valid YAML: {exc.problem or exc}"], what="runbook")
+    if isinstance(exc, yaml.reader.ReaderError):
+        # A character YAML does not allow (a control character, say): where it is, and which.
+        where = str(text[: exc.position].count("\n") + 1)
+        return ValidationError([f"{source}:{where}: not valid YAML: {exc.reason} (character #x{exc.character:04x})"],
+                               what="runbook")
+    return ValidationError([f"{source}:1: not valid YAML: {exc}"], what="runbook")
+
+
 def load_yaml(text: str, source: str) -> tuple[Any, dict[Key, int]]:
     lines: dict[Key, int] = {}
-    loader = _Marked(text)
+    try:
+        loader = _Marked(text)
+    except yaml.YAMLError as exc:
+        raise _yaml_problem(exc, text, source) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -60,8 +76,7 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[Key, int]]:
                     if key in out:
                         raise ValidationError([f"{source}:{k_node.start_mark.line + 1}: duplicate key {key!r}"],
                                               what="runbook")
-                    lines[path + (key,)] = k_node.start_mark.line + 1
-                    out[key] = build(v_node, (*path, key))
+                    out[key] = build(v_node, path + (key,))
                     lines[path + (key,)] = k_node.start_mark.line + 1
                 return out
             if isinstance(n, yaml.SequenceNode):
@@ -69,10 +84,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[Key, int]]:
             return loader.construct_object(n, deep=True)
 
         return build(node, ()), lines
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"{mark.line + 1}" if mark else "?"
-        raise ValidationError([f"{source}:{line}: not valid YAML: {exc.problem or exc}"], what="runbook") from None
+    except yaml.YAMLError as exc:
+        raise _yaml_problem(exc, text, source) from None
     finally:
         loader.dispose()
 
@@ -234,14 +247,23 @@ def _check_options(rb: Runbook, i: int, op: Operation, options: Mapping[str, Any
 
 def load(path: Path) -> Runbook:
     """Read and parse, raising every structural problem at once."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read runbook {path}: {exc.strerror or exc}") from None
+    text = read_text(path)
     rb, problems = parse(text, path)
     if problems:
         raise ValidationError(problems, what="runbook")
     return rb
+
+
+def read_text(path: Path, what: str = "runbook") -> str:
+    """A UTF-8 file's text; unreadable or not UTF-8 is a validation problem, never an internal error."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ValidationError([f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})"],
+                              what=what) from None
+    except OSError as exc:
+        raise ValidationError([f"{path}: cannot read: {exc.strerror or exc}"], what=what) from None
 
 
 def inventory_vars(inventory: Inventory) -> dict[str, Any]:
@@ -425,10 +447,11 @@ def parse_var(text: str) -> tuple[str, Any]:
 def overrides(var: Iterable[str], vars_files: Iterable[Path]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in vars_files:
+        text = read_text(path, "vars file")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValidationError([f"{path}: cannot read vars file: {exc}"], what="variables") from None
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValidationError([f"{path}: not valid YAML: {exc}"], what="vars file") from None
         if not isinstance(data, dict):
             raise ValidationError([f"{path}: a vars file is a mapping of name: value"], what="variables")
         out.update({str(k): v for k, v in data.items()})
