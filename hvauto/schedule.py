@@ -34,7 +34,7 @@ from typing import Any
 from hvauto.errors import ConfigError, NotFoundError, UsageError, ValidationError
 from hvauto.journal import secret_key, state_dir
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MARK = "# hvauto schedule"
 BACKENDS = ("systemd", "cron")
 
@@ -219,7 +219,7 @@ class Schedule:
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"schedule name {name!r}: letters, digits, - and _ only (at most 64)")
     return name
 
@@ -256,6 +256,15 @@ def make(name: str, *, runbook: Path, at: str, inventory: Path, backend: str | N
     spec = at.strip()
     if not spec:
         raise UsageError("--at: give a systemd calendar expression or a cron line")
+    if not spec.isascii() or not spec.isprintable():
+        raise UsageError(f"--at {spec!r}: a calendar expression or cron line is printable ASCII")
+    if on_failure is not None:
+        try:
+            argv = shlex.split(on_failure)
+        except ValueError as exc:
+            raise UsageError(f"--on-failure: cannot split it into a command line: {exc}") from None
+        if not argv or not on_failure.isprintable():
+            raise UsageError("--on-failure: give a command (a program and its arguments) on one line")
     cron: str | None
     calendar: str | None
     if is_cron(spec):

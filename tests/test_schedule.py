@@ -250,3 +250,26 @@ def test_remove_deletes_the_unit_pair(lab: Lab, runbook: Path, tmp_path: Path, m
     assert not any(p.exists() for p in units_of(tmp_path, "nightly"))
     assert hv("schedule", "list", "-o", "json").json() == {"schedules": []}
     assert hv("schedule", "run", "nightly").code == ExitCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--at", "daily\x00"], "printable ASCII"),
+    (["--at", "Mon..Fri 02:00\n0 3 * * *"], "printable ASCII"),
+    (["--at", "daily", "--on-failure", "notify 'unbalanced"], "cannot split it into a command line"),
+    (["--at", "daily", "--on-failure", "  "], "give a command"),
+])
+def test_hostile_schedule_input_is_refused_cleanly(lab: Lab, runbook: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, argv: list[str], needle: str) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "cron")
+    res = hv("schedule", "add", "nightly", "--runbook", "nightly.yml", *argv)
+    assert res.code == ExitCode.USAGE, res.err
+    assert needle in res.err
+    assert not (tmp_path / "crontab").exists()
+
+
+@pytest.mark.parametrize("name", ["bad\n", "../escape", "a b", "", "x" * 65])
+def test_schedule_names_are_checked(lab: Lab, runbook: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "cron")
+    res = hv("schedule", "add", name, "--runbook", "nightly.yml", "--at", "daily")
+    assert res.code == ExitCode.USAGE, res.err
+    assert "letters, digits, - and _ only" in res.err
