@@ -211,6 +211,15 @@ BAD = [
      steps:
        - migrate: {vm: vm01}
      """, 3, "migrate: missing required option 'dest'"),
+    ("a variable named like a built-in",
+     """
+     name: bad
+     target: hostA
+     vars:
+       host: hostB
+     steps:
+       - vm.list: {}
+     """, 4, "'host' is reserved"),
     ("two operations in a step",
      """
      name: bad

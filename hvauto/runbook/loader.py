@@ -322,6 +322,9 @@ def validate(rb: Runbook, inventory: Inventory, overrides: Mapping[str, Any], *,
     """Every semantic problem (variables, hosts, templates); the structure was checked by :func:`parse`."""
     problems: list[str] = []
     values = variables_for(rb, inventory, overrides)
+    for name in sorted(set(values) & BUILTINS):
+        problems.append(f"{rb.where('vars', name)}: {name!r} is reserved (it is set by the run itself: "
+                        f"{', '.join(sorted(BUILTINS))}); call the variable something else")
     for name, value in values.items():
         if value is None:
             problems.append(f"{rb.where('vars', name)}: variable {name!r} has no value: give it with --var {name}=... "
