@@ -181,6 +181,15 @@ OPERATIONS: dict[str, Operation] = {
             host_option=None, adapter=_migrating, progress=True,
         ),
         Operation(
+            "migrate.cancel", "hvauto.ops.migrate:cancel",
+            "End a VM's running migration and remove the planned VM it left (hvauto migrate --cancel).",
+            {
+                "vm": Option("str", required=True, doc="the VM (exact name)"),
+                "from": Option("host", param="source", doc="source host (else every Hyper-V host is asked)"),
+            },
+            host_option=None,
+        ),
+        Operation(
             "storage.move", "hvauto.ops.storage:move",
             "Move a VM's storage on its host (hvauto storage move).",
             {
