@@ -58,6 +58,14 @@ def change_migration(call: LabCall, *, use_any_network: bool | None = None, add:
     return steps
 
 
+def _cannot_convert(parameter: str, value: Any, enum: str) -> CmdletError:
+    """Set-VMHost's parameter binder refusing a value its enum does not have."""
+    return CmdletError(f"Cannot bind parameter '{parameter}'. Cannot convert value \"{value}\" to type "
+                       f"\"Microsoft.HyperV.PowerShell.{enum}\".", category="InvalidArgument",
+                       fqid="CannotConvertArgumentNoMessage,Microsoft.HyperV.PowerShell.Commands.SetVMHost",
+                       exception="System.Management.Automation.ParameterBindingException")
+
+
 @handles("host_migration_set")
 def host_migration_set(call: LabCall) -> dict[str, Any]:
     require_hyperv(call)
@@ -68,11 +76,7 @@ def host_migration_set(call: LabCall) -> dict[str, Any]:
     if p.get("AuthType"):
         auth = AUTH_TYPES.get(str(p["AuthType"]).lower())
         if auth is None:
-            raise CmdletError(f"Cannot bind parameter 'VirtualMachineMigrationAuthenticationType'. Cannot convert "
-                              f"value \"{p['AuthType']}\" to type \"Microsoft.HyperV.PowerShell."
-                              "MigrationAuthenticationType\".", category="InvalidArgument",
-                              fqid="CannotConvertArgumentNoMessage,Microsoft.HyperV.PowerShell.Commands.SetVMHost",
-                              exception="System.Management.Automation.ParameterBindingException")
+            raise _cannot_convert("VirtualMachineMigrationAuthenticationType", p["AuthType"], "MigrationAuthenticationType")
         mig["auth_type"] = auth
     if p.get("PerformanceOption"):
         if not versions.at_least(call.version, "2012r2") or call.host["os"] == "2012":
@@ -80,11 +84,7 @@ def host_migration_set(call: LabCall) -> dict[str, Any]:
                               category="OperationStopped", exception="System.Management.Automation.RuntimeException")
         option = PERFORMANCE.get(str(p["PerformanceOption"]).lower())
         if option is None:
-            raise CmdletError(f"Cannot bind parameter 'VirtualMachineMigrationPerformanceOption'. Cannot convert "
-                              f"value \"{p['PerformanceOption']}\" to type \"Microsoft.HyperV.PowerShell."
-                              "VMMigrationPerformance\".", category="InvalidArgument",
-                              fqid="CannotConvertArgumentNoMessage,Microsoft.HyperV.PowerShell.Commands.SetVMHost",
-                              exception="System.Management.Automation.ParameterBindingException")
+            raise _cannot_convert("VirtualMachineMigrationPerformanceOption", p["PerformanceOption"], "VMMigrationPerformance")
         mig["performance_option"] = option
     for param, key in (("MaxVmMigrations", "max_vm_migrations"), ("MaxStorageMigrations", "max_storage_migrations")):
         value = p.get(param)
