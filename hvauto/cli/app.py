@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,7 +25,6 @@ class App:
     retries: int = 4
     _inventory: Inventory | None = None
     _session: Session | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def inventory(self) -> Inventory:
