@@ -20,6 +20,7 @@ the traceback goes to the debug log, never to the screen.
     │   ├── OperationTimeout          exit 7   no answer in time
     │   ├── QuotaError                exit 6   WinRM quota (shells, operations, envelope)
     │   └── ProtocolError             exit 6   an answer we cannot understand
+    │       └── ContractError                  an answer that breaks its template's output contract
     ├── RemoteScriptError             exit 8   the script ran and failed (error record)
     ├── PreflightError                exit 10  blocking problems found; nothing changed
     ├── HostsFailedError              exit 9   some hosts failed, others did not
@@ -177,6 +178,23 @@ class QuotaError(TransportError):
 
 class ProtocolError(TransportError):
     pass
+
+
+class ContractError(ProtocolError):
+    """A template's answer does not match its declared output contract (the template or the host is wrong).
+
+    The script ran (``sent``): a step that changes things must be re-inspected, not re-sent.
+    """
+
+    def __init__(self, template: str, problems: Sequence[str], *, host: str | None = None) -> None:
+        self.template = template
+        self.problems = list(problems)
+        shown = "; ".join(self.problems[:3]) + (f" (+{len(self.problems) - 3} more)" if len(self.problems) > 3 else "")
+        super().__init__(f"{template}: the answer breaks the template's output contract: {shown}", host=host,
+                         sent=True, hint="a template and the host disagree; run with --debug and report it")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "template": self.template, "problems": self.problems}
 
 
 @dataclass(frozen=True)

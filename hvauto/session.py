@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from . import versions
+from . import contract, versions
 from .credentials import CredentialProvider
-from .errors import HostOutcome, HostsFailedError, HvautoError, RemoteScriptError
+from .errors import HostOutcome, HostsFailedError, HvautoError, RemoteScriptError, TemplateError
 from .inventory import HostConfig, Inventory
 from .remote import Progress, ProgressCallback, Result, Script, Transport, open_transport
 from .remote.retry import RetryPolicy, call_with_retry
-from .render import Renderer, default_renderer
+from .render import Renderer, default_renderer, has_placeholder
 
 T = TypeVar("T")
 log = logging.getLogger("hvauto.session")
@@ -171,6 +171,9 @@ class Session:
         timeout: float | None = None,
     ) -> Result:
         cfg = self.host(host)
+        placeholder = has_placeholder(script.params)
+        if placeholder:
+            raise TemplateError(f"{script.template}: {placeholder} is a placeholder for --render, not a value to run")
 
         def attempt() -> Result:
             transport = self.transport(cfg.name)
@@ -181,7 +184,7 @@ class Session:
             obs.call_started(cfg.name, script)
         started = time.monotonic()
         try:
-            result = call_with_retry(attempt, self.retry, idempotent=script.idempotent,
+            result = call_with_retry(attempt, self.retry, idempotent=script.safe_to_resend,
                                      what=f"{cfg.name}: {script.template}")
         except BaseException as exc:
             for obs in self.observers:
@@ -192,6 +195,9 @@ class Session:
             obs.call_finished(cfg.name, script, result, None)
         if check and not result.ok:
             raise RemoteScriptError(cfg.name, script.template, result.errors)
+        if result.ok and script.output is not None:
+            # The answer is held to the template's declared output: a mismatch is named here, never a KeyError later.
+            contract.validate(script.template, script.output, result.data, host=cfg.name)
         return result
 
     # -- many hosts --------------------------------------------------------------------------------

@@ -752,6 +752,8 @@ HEADER_TYPES: dict[str, frozenset[str]] = {
     "int[]": frozenset({"int64[]", "long[]", "int[]", "int32[]"}),
     "bool": frozenset({"bool", "boolean"}),
     "switch": frozenset({"switch"}),
+    "object": frozenset({"object"}),
+    "object[]": frozenset({"object[]"}),
 }
 
 

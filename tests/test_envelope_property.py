@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hvauto.remote.base import Script
 from hvauto.render import Renderer, TemplateMeta
+from hvauto.script import Script
 from tests import pscheck
 
 RENDERER = Renderer()
@@ -51,8 +51,13 @@ _BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
+def _required(kind: str) -> st.SearchStrategy[Any]:
+    """A Mandatory parameter refuses '' and @() (PowerShell's binder, and so the renderer)."""
+    return _BY_TYPE[kind].filter(lambda v: v not in ("", []))
+
+
 def _values(meta: TemplateMeta) -> st.SearchStrategy[dict[str, Any]]:
-    required = {n: _BY_TYPE[s.type] for n, s in meta.params.items() if s.required}
+    required = {n: _required(s.type) for n, s in meta.params.items() if s.required}
     optional = {n: _BY_TYPE[s.type] for n, s in meta.params.items() if not s.required}
     return st.fixed_dictionaries(required, optional=optional)
 

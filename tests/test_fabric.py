@@ -10,7 +10,7 @@ import yaml
 
 from hvauto.errors import ExitCode
 from hvauto.lab.handlers.fabric import LBFO_DEPRECATED
-from hvauto.remote.base import Script
+from hvauto.script import Script
 
 from .conftest import Lab, hv
 

@@ -42,7 +42,8 @@ from hvauto.errors import (
 )
 from hvauto.inventory import HostConfig
 from hvauto.remote import _wsman, open_transport, psrp
-from hvauto.remote.base import Progress, Script, Transport
+from hvauto.remote.base import Progress, Transport
+from hvauto.script import Script
 
 PASSWORD = "Tr0ub4dor&3-hunter2"
 SIGNAL_TERMINATE = SignalCode.TERMINATE

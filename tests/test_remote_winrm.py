@@ -41,7 +41,8 @@ from hvauto.errors import (
 from hvauto.inventory import HostConfig
 from hvauto.remote import open_transport
 from hvauto.remote import winrm as backend
-from hvauto.remote.base import Script, Transport
+from hvauto.remote.base import Transport
+from hvauto.script import Script
 
 PASSWORD = "Tr0ub4dor&3-hunter2"
 SHELL_NS = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"

@@ -36,7 +36,7 @@ def test_envelope_round_trips_and_is_base64_only() -> None:
     [
         ({"Nmae": ["x"]}, "no such parameter"),
         ({"Name": "vm01"}, "list of strings"),
-        ({"Name": [1]}, "list of strings"),
+        ({"Name": [1]}, "expected a string, got int"),
     ],
 )
 def test_parameters_are_checked_against_the_header(params: dict[str, object], why: str) -> None:

@@ -13,8 +13,8 @@ import pytest
 from hvauto.errors import ExitCode
 from hvauto.lab import transport as lab_transport
 from hvauto.lab.handlers import HANDLERS, CmdletError, LabCall
-from hvauto.remote.base import Script
 from hvauto.render import Renderer
+from hvauto.script import Script
 from hvauto.session import Session
 
 from .conftest import Lab, hv
@@ -23,19 +23,14 @@ TEMPLATE = """\
 {#- hvauto
 summary: Set a VM's notes (a site's own step).
 targets: [2016, 2019, 2022, 2025]
-idempotent: true
+safe_to_resend: true
 params:
   Name: {type: string, required: true, doc: "the VM, exact name"}
   Note: {type: string, doc: "the text"}
   WhatIf: {type: switch, doc: "say what would change"}
-output: '{"changed": bool, "before": str}'
+output: {changed: bool, before: str}
 -#}
 {% extends "_base.ps1.j2" %}
-{% block params %}
-    [Parameter(Mandatory = $true)] [string] $Name,
-    [string] $Note = '',
-    [switch] $WhatIf
-{% endblock %}
 {% block body %}
     $vm = Get-VM | Where-Object { $_.Name -eq $Name }
     if ($null -eq $vm) { throw "no VM named $Name" }

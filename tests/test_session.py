@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from hvauto.errors import ConnectError, ErrorRecord, HostsFailedError, OperationTimeout
-from hvauto.remote.base import Result, Script
+from hvauto.remote.base import Result
 from hvauto.remote.retry import RetryPolicy
+from hvauto.script import Script
 
 from .conftest import Lab
 
@@ -48,7 +49,7 @@ def test_retry_policy(lab: Lab, idempotent: bool, error: Exception, calls: int, 
     session = lab.session(retry=FAST)
     flaky = Flaky("hostA", [error])
     session._transports["hostA"] = flaky
-    script = Script("vm_list", "2022", "body", {}, idempotent=idempotent)
+    script = Script("vm_list", "2022", "body", {}, safe_to_resend=idempotent)
     if raises:
         with pytest.raises(type(error)):
             session.run_script("hostA", script)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from hvauto import versions
+from hvauto.errors import TemplateError
 from hvauto.render import _META_RE, PARAM_TYPES, Renderer
 from tests import pscheck
 
@@ -288,28 +289,18 @@ BROKEN_TEMPLATES = {
     # a value interpolated into the code
     "bad_interp": (
         "params:\n  Name: {type: string}\n",
-        "    [string] $Name",
         "    $vm = Get-VM -Name '{{ meta.params.Name.doc }}{{ Name }}'\n    $result = @{}",
         {"jinja", "render"},
-    ),
-    # header and param() disagree
-    "bad_params": (
-        "params:\n  Name: {type: string}\n  Count: {type: int}\n",
-        "    [string] $Name,\n    [string] $Count",
-        "    $result = @(Get-VM -Name $Name)",
-        {"param-block"},
     ),
     # a parameter from another set, and a 2016 parameter for every version
     "bad_sets": (
         "params: {}\n",
-        "",
         "    Move-VM -Name a -DestinationHost b -IncludeStorage -Vhds @() -RemoveSourceUnmanagedVhds\n    $result = $null",
         {"parameter-set", "unknown-parameter"},
     ),
     # PowerShell 7 syntax
     "bad_syntax": (
         "params: {}\n",
-        "",
         "    $result = $null ?? 1",
         {"parse", "newer-syntax"},
     ),
@@ -318,13 +309,11 @@ BROKEN_TEMPLATES = {
 
 @pytest.mark.parametrize("name", sorted(BROKEN_TEMPLATES))
 def test_check_template_rejects_broken_templates(tmp_path: Path, name: str) -> None:
-    header, params, body, rules = BROKEN_TEMPLATES[name]
+    header, body, rules = BROKEN_TEMPLATES[name]
     (tmp_path / f"{name}.ps1.j2").write_text(
         "{#- hvauto\nsummary: a broken template\ntargets: [2012r2, 2016]\n"
         + header
-        + "-#}\n{% extends \"_base.ps1.j2\" %}\n{% block params %}\n"
-        + params
-        + "\n{% endblock %}\n{% block body %}\n"
+        + "-#}\n{% extends \"_base.ps1.j2\" %}\n{% block body %}\n"
         + body
         + "\n{% endblock %}\n",
         encoding="utf-8",
@@ -352,3 +341,18 @@ def test_check_template_requires_error_action_stop(tmp_path: Path) -> None:
     )
     findings = pscheck.check_template(Renderer(extra_dirs=[tmp_path]), "no_stop", "2022")
     assert {f.rule for f in findings} == {"error-action"}, _show(findings)
+
+
+def test_the_param_block_is_generated_from_the_header(tmp_path: Path) -> None:
+    """One declaration: a template that writes its own param() block is refused, and the generated one
+    makes a required parameter Mandatory and gives the others the header's defaults."""
+    (tmp_path / "own_params.ps1.j2").write_text(
+        '{#- hvauto\nsummary: x\ntargets: [2016]\nparams:\n  Name: {type: string, required: true}\n-#}\n'
+        '{% extends "_base.ps1.j2" %}\n{% block params %}\n    [string] $Name\n{% endblock %}\n'
+        "{% block body %}\n    $result = 1\n{% endblock %}\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match="param\\(\\) block is generated"):
+        Renderer(extra_dirs=[tmp_path]).meta("own_params")
+    body = RENDERER.render("switch_create", "2022", {"Name": "x"}).body
+    assert "[Parameter(Mandatory = $true)] [string] $Name," in body
+    assert "[bool] $AllowManagementOS = $true," in body and "[string] $BandwidthMode = 'Absolute'" in body
+    assert ".PARAMETER Name" in body and ".SYNOPSIS" in body

@@ -19,8 +19,9 @@ from hvauto import versions
 from hvauto.credentials import Credentials
 from hvauto.errors import AuthError, ConnectError, ErrorRecord, OperationTimeout, QuotaError, TemplateError
 from hvauto.inventory import HostConfig
-from hvauto.remote.base import Progress, ProgressCallback, Result, Script, parse_output
+from hvauto.remote.base import Progress, ProgressCallback, Result, parse_output
 from hvauto.render import Renderer, default_renderer
+from hvauto.script import Script
 
 from .handlers import BEFORE_CALL, CmdletError, LabCall, handler_for
 from .store import LabStore

@@ -11,8 +11,9 @@ import importlib
 from hvauto.credentials import Credentials
 from hvauto.errors import ConfigError
 from hvauto.inventory import HostConfig
+from hvauto.script import Script
 
-from .base import Progress, ProgressCallback, Result, Script, Transport
+from .base import Progress, ProgressCallback, Result, Transport
 
 #: transport name -> "module:Class"; each class takes (HostConfig, Credentials).
 BACKENDS: dict[str, str] = {

@@ -11,7 +11,6 @@ Every template prints one JSON document, ``{"ok": bool, "result": ..., "error": 
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,44 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from hvauto.errors import ErrorRecord, ProtocolError, RemoteScriptError
-
-# The prologue is fixed text: it never changes with the values, so a value can never become code.
-# It decodes the envelope, turns the JSON object into a hashtable and splats it onto the
-# script block's param() block, which binds and converts each value by its declared type.
-ENVELOPE_PROLOGUE = """\
-# hvauto: self-contained form. The values travel in the base64 JSON envelope below and are bound
-# to the param() block of the script block that follows; they are never part of the code.
-$hvautoEnvelope = '{envelope}'
-$hvautoJson = [System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String($hvautoEnvelope))
-$hvautoValues = ConvertFrom-Json -InputObject $hvautoJson
-$hvautoParams = @{{}}
-foreach ($hvautoProperty in $hvautoValues.PSObject.Properties) {{
-    $hvautoParams[$hvautoProperty.Name] = $hvautoProperty.Value
-}}
-& {{
-{body}
-}} @hvautoParams
-"""
-
-
-@dataclass(frozen=True)
-class Script:
-    """A rendered template for one Windows Server version, and the values for its param() block."""
-
-    template: str
-    version: str
-    body: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    idempotent: bool = True
-
-    def envelope(self) -> str:
-        """The values as base64 of UTF-8 JSON: only [A-Za-z0-9+/=], safe inside single quotes."""
-        raw = json.dumps(dict(self.params), ensure_ascii=False, separators=(",", ":"))
-        return base64.b64encode(raw.encode("utf-8")).decode("ascii")
-
-    def as_text(self) -> str:
-        """The exact self-contained PowerShell that pywinrm sends and ``--render`` prints."""
-        return ENVELOPE_PROLOGUE.format(envelope=self.envelope(), body=self.body.rstrip("\n"))
+from hvauto.script import Script
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ from hvauto.remote._wsman import (
     translate_status,
     unreachable,
 )
-from hvauto.remote.base import Progress, ProgressCallback, Result, Script, parse_output
+from hvauto.remote.base import Progress, ProgressCallback, Result, parse_output
+from hvauto.script import Script
 
 log = logging.getLogger("hvauto.remote.psrp")
 

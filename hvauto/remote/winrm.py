@@ -60,7 +60,8 @@ from hvauto.errors import (
 )
 from hvauto.inventory import HostConfig
 from hvauto.remote._wsman import describer, translate_connection, translate_fault, translate_status, unreachable
-from hvauto.remote.base import ProgressCallback, Result, Script, parse_output
+from hvauto.remote.base import ProgressCallback, Result, parse_output
+from hvauto.script import Script
 
 log = logging.getLogger("hvauto.remote.winrm")
 

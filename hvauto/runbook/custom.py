@@ -1,6 +1,6 @@
 """The ``powershell`` step: a user's own ``.ps1.j2`` template, under the rules of hvauto's own.
 
-The file needs the same ``{#- hvauto ... -#}`` header (targets, params with types, idempotent),
+The file needs the same ``{#- hvauto ... -#}`` header (targets, params with types, safe_to_resend, output),
 extends hvauto's ``_base.ps1.j2`` (strict ``param()`` block, errors as data, one JSON result),
 and receives its values as parameters, never as code. Its result's ``changed`` key (when it
 returns an object with one) becomes the step's ``changed``.

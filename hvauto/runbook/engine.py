@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 from hvauto.errors import ConfigError, ExitCode, HvautoError, TemplateError, UsageError, ValidationError
 from hvauto.journal import Journal, TaskRecord
-from hvauto.remote.base import Result, Script
+from hvauto.remote.base import Result
+from hvauto.script import Script
 from hvauto.session import Session
 
 from . import templating

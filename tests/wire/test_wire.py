@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from hvauto.errors import AuthError, ExitCode, OperationTimeout, RemoteScriptError
-from hvauto.remote.base import Progress, Script
+from hvauto.remote.base import Progress
 from hvauto.remote.retry import NO_RETRY, RetryPolicy
+from hvauto.script import Script
 from tests.conftest import Lab, hv
 from tests.wire.conftest import OPERATION_TIMEOUT, READ_TIMEOUT, WireLab
 
@@ -97,13 +98,33 @@ def test_a_terminating_error_carries_category_and_fqid(wire: WireLab) -> None:
 def test_a_binding_failure_fails_the_pipeline_with_its_record(wire: WireLab) -> None:
     with wire.session(retry=NO_RETRY) as s:
         good = s.render("hostA", "lab_probe", {"Mode": "echo"})
-        bad = Script(good.template, good.version, good.body, {**good.params, "Bogus": "1"}, good.idempotent)
+        bad = Script(good.template, good.version, good.body, {**good.params, "Bogus": "1"}, good.safe_to_resend)
         with pytest.raises(RemoteScriptError) as info:
             s.run_script("hostA", bad)
     rec = info.value.record
     assert rec.category == "InvalidArgument"
     assert rec.fqid == "NamedParameterNotFound"
     assert "'Bogus'" in rec.message
+
+
+@pytest.mark.parametrize("change", ["a comment", "a cmdlet", "the machine line's hash"])
+def test_a_body_that_is_not_the_rendered_template_is_refused(wire: WireLab, change: str) -> None:
+    """The endpoint recognises a script by its machine line, then runs it only if the body is exactly
+    what the renderer produces for that template and version."""
+    with wire.session(retry=NO_RETRY) as s:
+        good = s.render("hostA", "vm_list")
+        if change == "a comment":
+            body = good.body.replace("# Exact names only", "# exact names only", 1)
+        elif change == "a cmdlet":
+            body = good.body.replace("Get-VM |", "Get-VM | Stop-VM -Passthru |", 1)
+        else:
+            line, rest = good.body.split("\n", 1)
+            body = line[:-8] + "00000000\n" + rest
+        assert body != good.body
+        with pytest.raises(RemoteScriptError) as info:
+            s.run_script("hostA", Script(good.template, good.version, body, good.params))
+    assert info.value.record.fqid == "HvautoLabNotATemplate"
+    assert wire.store.calls(template="vm_list") == 1  # the refused run, recorded as an error
 
 
 def test_an_idle_pool_dropped_by_the_server_is_reopened(psrp_wire: WireLab) -> None:

@@ -1,8 +1,9 @@
 """What the lab endpoint can tell about a script it is asked to run, without running PowerShell.
 
-It cannot run PowerShell, so it recognises hvauto's rendered templates: the header comment
-of ``templates/_base.ps1.j2`` names the template and the Windows version it was rendered
-for, and the values come as data (PSRP parameters, or the base64 JSON envelope of
+It cannot run PowerShell, so it recognises hvauto's rendered templates by their machine line
+(``#hvauto template=NAME version=V sha256=HEX``, written by :mod:`hvauto.render`; the human
+comment is never parsed); the lab then refuses a body that is not exactly what the renderer
+produces for that template and version (:func:`verify`). The values come as data (PSRP parameters, or the base64 JSON envelope of
 :meth:`Script.as_text`, matched against the fixed prologue with a strict pattern). The run
 itself goes to :func:`hvauto.lab.transport.execute`, the same path as the in-process lab.
 """
@@ -17,11 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hvauto.remote.base import ENVELOPE_PROLOGUE
-
-# `<#` then `  hvauto NAME: summary` then `  Target: Windows Server VERSION (...)`.
-_HEADER = re.compile(r"\A\s*<#[ \t]*\r?\n[ \t]*hvauto (?P<name>[A-Za-z0-9_]+): [^\n]*\r?\n"
-                     r"[ \t]*Target: Windows Server (?P<version>[0-9a-z]+) \(")
+from hvauto.errors import TemplateError
+from hvauto.render import MACHINE_LINE, Renderer
+from hvauto.script import ENVELOPE_PROLOGUE
 
 
 def _prologue_pattern() -> re.Pattern[str]:
@@ -47,14 +46,25 @@ class TemplateRun:
     template: str
     version: str
     params: dict[str, Any]
+    body: str = ""
 
 
 def identify(body: str) -> tuple[str, str]:
-    """(template name, version) from a rendered template's header comment."""
-    m = _HEADER.match(body)
+    """(template name, version) from a rendered template's machine line."""
+    m = MACHINE_LINE.match(body)
     if not m:
-        raise NotATemplate("the script does not start with an hvauto template header")
+        raise NotATemplate("the script does not start with an hvauto machine line")
     return m.group("name"), m.group("version")
+
+
+def verify(run: TemplateRun, renderer: Renderer) -> None:
+    """Refuse a body that differs from what ``renderer`` produces for its template and version."""
+    try:
+        expected = renderer.body(run.template, run.version)
+    except (TemplateError, KeyError):
+        raise NotATemplate(f"no template {run.template!r} for version {run.version!r} is known here") from None
+    if run.body.replace("\r\n", "\n").rstrip("\n") != expected.rstrip("\n"):
+        raise NotATemplate(f"the body is not the rendered {run.template} for {run.version}")
 
 
 def plain(value: Any) -> Any:
@@ -81,7 +91,7 @@ def from_psrp(script: str, parameters: list[tuple[str | None, Any]]) -> Template
         if not pname:
             raise NotATemplate("hvauto binds every value by name; a positional argument was sent")
         params[str(pname)] = plain(value)
-    return TemplateRun(name, version, params)
+    return TemplateRun(name, version, params, script)
 
 
 def from_text(text: str) -> TemplateRun:
@@ -96,4 +106,4 @@ def from_text(text: str) -> TemplateRun:
     if not isinstance(values, dict):
         raise NotATemplate("the envelope is not a JSON object")
     name, version = identify(m.group("body"))
-    return TemplateRun(name, version, values)
+    return TemplateRun(name, version, values, m.group("body"))

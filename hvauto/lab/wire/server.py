@@ -37,7 +37,7 @@ from hvauto.lab.handlers import CmdletError
 from hvauto.lab.store import LabStore
 from hvauto.lab.transport import LabRun, execute
 from hvauto.remote.base import Progress
-from hvauto.render import Renderer
+from hvauto.render import Renderer, default_renderer
 
 from . import scripts, soap
 from .shells import PSRPShell, Shell, Stop, WinRSShell
@@ -418,13 +418,21 @@ class WireServer:
     def _runner(self, host: str) -> Callable[[scripts.TemplateRun, Callable[[Progress], None]], LabRun]:
         def run(tr: scripts.TemplateRun, listen: Callable[[Progress], None]) -> LabRun:
             try:
+                try:
+                    scripts.verify(tr, self.renderer or default_renderer())
+                except scripts.NotATemplate as exc:
+                    record = {"message": f"The lab endpoint cannot run this script: {exc}.", "category": "NotImplemented",
+                              "fqid": "HvautoLabNotATemplate", "target": "",
+                              "exception": "System.NotSupportedException", "terminating": True}
+                    self.store.record_call(host, tr.template, "error")
+                    return LabRun(doc={"ok": False, "result": None, "error": record}, binding_error=record)
                 fault = self.store.fault(host)
                 if fault.get("kind") == "permanent" and int(fault.get("fail_next", 0) or 0) > 0:
                     self.store.take_fault(host)
-                    exc = CmdletError("The operation failed because of an injected permanent fault.",
+                    injected = CmdletError("The operation failed because of an injected permanent fault.",
                                       category="NotSpecified", fqid="HvautoLabInjectedFault")
                     self.store.record_call(host, tr.template, "error")
-                    return LabRun(doc={"ok": False, "result": None, "error": exc.record})
+                    return LabRun(doc={"ok": False, "result": None, "error": injected.record})
                 return execute(self.store, host, tr.template, tr.version, tr.params, renderer=self.renderer,
                                listener=listen)
             finally:
