@@ -20,8 +20,8 @@ from .migrate import evacuate, migrate, storage_app
 from .output import Output, emit
 
 EPILOG = (
-    "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
-    "5 authentication, 6 unreachable, 7 timeout, 8 remote script error, 9 some hosts failed, "
+    "Exit codes: 0 ok, 1 unexpected error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
+    "5 authentication, 6 unreachable, 7 timeout, 8 remote script error or failed verify, 9 some hosts failed, "
     "10 preflight found blocking problems, 11 runbook aborted, 12 locked (another run of the runbook), "
     "130 interrupted."
 )
@@ -137,6 +137,12 @@ def run(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     except SystemExit as exc:
         code = exc.code
+        exit_ = exc.__context__
+        if code == ExitCode.INTERRUPTED and exit_ is not None and isinstance(exit_.__cause__, KeyboardInterrupt):
+            # Typer turns a Ctrl-C the command did not handle into exit 130, silently: say so.
+            sys.stderr.write("hvauto: error: interrupted\n")
+            if state.output is Output.json:
+                report_json(ExitCode.INTERRUPTED, "Interrupted", "interrupted")
         return code if isinstance(code, int) else (ExitCode.OK if code is None else ExitCode.ERROR)
     except HvautoError as exc:
         report(exc)
@@ -145,7 +151,7 @@ def run(argv: list[str] | None = None) -> int:
             report_json(code, type(exc).__name__, exc.message, exc.to_dict())
         return code
     except KeyboardInterrupt as exc:
-        sys.stderr.write("hvauto: interrupted\n")
+        sys.stderr.write("hvauto: error: interrupted\n")
         if state.output is Output.json:
             report_json(exit_code(exc), "Interrupted", "interrupted")
         return exit_code(exc)

@@ -268,7 +268,10 @@ def resume(
     finally:
         journal.close()
     if record.state == "ok":
-        typer.echo(f"run {run_id} finished ok; nothing to resume")
+        if output is Output.json:
+            emit("result", {"run": run_id, "state": record.state, "resumed": False})
+        else:
+            typer.echo(f"run {run_id} finished ok; nothing to resume")
         return
     rb, problems = loader.parse(record.text, Path(record.path))
     if problems:
