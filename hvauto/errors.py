@@ -22,10 +22,16 @@ the traceback goes to the debug log, never to the screen.
     │   └── ProtocolError             exit 6   an answer we cannot understand
     │       └── ContractError                  an answer that breaks its template's output contract
     ├── RemoteScriptError             exit 8   the script ran and failed (error record)
+    ├── VerifyError                   exit 8   the change ran, but the host does not show it
     ├── PreflightError                exit 10  blocking problems found; nothing changed
-    ├── HostsFailedError              exit 9   some hosts failed, others did not
+    ├── HostsFailedError              exit 9   some hosts failed, others did not (or each host's own code)
+    ├── RunAborted                    exit 11  a runbook step failed on every host
     ├── LockedError                   exit 12  another run of the same runbook holds its lock
     └── Interrupted                   exit 130 Ctrl-C
+
+:func:`exit_code` is the one place a code is chosen: from an error of this tree, or from a
+report of many hosts (any blocking problem: 10; every host failed the same way: that way's
+code; some failed: 9).
 
 ``TransportError.transient`` says whether a retry may help; ``sent`` says whether the
 remote side may already have started the script (then a non-idempotent step must be
@@ -37,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class ExitCode(IntEnum):
@@ -73,10 +79,7 @@ class HvautoError(Exception):
         return self.message
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
-        if self.hint:
-            out["hint"] = self.hint
-        return out
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint or None}
 
 
 class UsageError(HvautoError):
@@ -269,13 +272,19 @@ class Problem:
     def to_dict(self) -> dict[str, Any]:
         return {
             "check": self.check,
-            "host": self.host,
+            "host": self.host or None,
             "message": self.message,
-            "fix": self.fix,
+            "fix": self.fix or None,
             "blocking": self.blocking,
             "source": self.source,
             "message_id": self.message_id,
         }
+
+
+class VerifyError(HvautoError):
+    """The change ran, but reading the host back does not show it (nothing more is tried)."""
+
+    exit_code = ExitCode.REMOTE
 
 
 class PreflightError(HvautoError):
@@ -308,14 +317,9 @@ class HostsFailedError(HvautoError):
 
     @property
     def exit_code(self) -> ExitCode:  # type: ignore[override]
-        failed = [o for o in self.outcomes.values() if not o.ok]
-        if len(failed) == len(self.outcomes) and failed:
-            # Every host failed the same way: say how (auth, unreachable ...), not just "partial".
-            codes = {o.error.exit_code for o in failed if o.error is not None}
-            if len(codes) == 1:
-                return codes.pop()
-            return ExitCode.ERROR
-        return ExitCode.PARTIAL
+        # A host that failed without an error to say how counts as "some hosts failed".
+        return hosts_code([exit_code(o.error) if o.error is not None else ExitCode.PARTIAL
+                           for o in self.outcomes.values() if not o.ok], len(self.outcomes))
 
     def __str__(self) -> str:
         lines = [self.message]
@@ -335,6 +339,12 @@ class HostsFailedError(HvautoError):
         }
 
 
+class RunAborted(HvautoError):
+    """A runbook run stopped: a step failed on every host (or its only call failed)."""
+
+    exit_code = ExitCode.ABORTED
+
+
 class LockedError(HvautoError):
     """Another run of the same runbook is in progress: this one did nothing."""
 
@@ -343,3 +353,42 @@ class LockedError(HvautoError):
 
 class Interrupted(HvautoError):
     exit_code = ExitCode.INTERRUPTED
+
+
+# -- the one place an exit code is chosen -----------------------------------------------------------------
+
+class HostsReport(Protocol):
+    """What :func:`exit_code` reads from a report of many hosts (:class:`hvauto.results.Report`)."""
+
+    @property
+    def blocking(self) -> list[Problem]: ...
+
+    @property
+    def total(self) -> int: ...
+
+    def failures(self) -> Mapping[str, HvautoError]: ...
+
+
+def hosts_code(failed: Sequence[ExitCode], total: int) -> ExitCode:
+    """Some of ``total`` hosts failed with these codes: 9, or every host's own code when all failed alike."""
+    if not failed:
+        return ExitCode.OK
+    if len(failed) == total and len(set(failed)) == 1:
+        # Every host failed the same way: say how (auth, unreachable ...), not just "partial".
+        return failed[0]
+    return ExitCode.PARTIAL
+
+
+def exit_code(outcome: BaseException | HostsReport | None) -> ExitCode:
+    """The process exit code for how a command ended: nothing raised (None), an error, or a report."""
+    if outcome is None:
+        return ExitCode.OK
+    if isinstance(outcome, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(outcome, HvautoError):
+        return ExitCode(outcome.exit_code)
+    if isinstance(outcome, BaseException):
+        return ExitCode.ERROR
+    if outcome.blocking:
+        return ExitCode.PREFLIGHT
+    return hosts_code([exit_code(e) for e in outcome.failures().values()], outcome.total)

@@ -28,7 +28,13 @@ class Outcome:
     err: str
 
     def json(self) -> Any:
-        return json.loads(self.out)
+        """The command's result: its one JSON line, or its ``result`` event when it printed more."""
+        lines = self.json_lines()
+        if len(lines) == 1:
+            return lines[0]
+        results = [e for e in lines if e.get("event") == "result"]
+        assert len(results) == 1, self.out
+        return results[0]
 
     def json_lines(self) -> list[Any]:
         return [json.loads(line) for line in self.out.splitlines() if line.strip()]

@@ -171,7 +171,7 @@ def test_a_bandwidth_mode_change_means_re_creating_the_switch_and_is_refused_whi
     doc["hosts"] = {"hostA": {"addresses": {"LiveMigration": "10.0.50.21/24", "Cluster": "10.0.60.21/24"}}}
     spec = write(tmp_path, doc)
     res = hv("fabric", "plan", "hostA", "--spec", spec, "-o", "json")
-    assert res.code == 0, res.err
+    assert res.code == ExitCode.PREFLIGHT, res.err  # the VMs on the switch block it, as apply says below
     change = res.json()["hosts"]["hostA"]["changes"][0]
     assert change["action"] == "recreate-switch" and change["disruptive"] is True
     assert "bandwidth mode Absolute -> Weight" in change["detail"]
@@ -250,7 +250,7 @@ def test_set_members_must_be_identical(lab: Lab, tmp_path: Path) -> None:
         nic.update(link_speed_bps=25 * 10**9, driver="Broadcom NetXtreme-E")
         est.put("adapter", nic["key"], nic, host="hostA")
     res = hv("fabric", "plan", "hostA", "--spec", str(EXAMPLE))
-    assert res.code == 0
+    assert res.code == ExitCode.PREFLIGHT
     assert "[BLOCKING] SET members must be identical" in res.out
     refused = hv("fabric", "apply", "hostA", "--spec", str(EXAMPLE))
     assert refused.code == ExitCode.PREFLIGHT
@@ -364,7 +364,9 @@ def test_a_host_down_is_reported_with_the_others_plans(lab: Lab) -> None:
     res = hv("--retries", "1", "fabric", "plan", "hostA,hostB", "--spec", str(EXAMPLE), "-o", "json")
     assert res.code == ExitCode.PARTIAL
     doc = res.json()
-    assert set(doc["hosts"]) == {"hostA"} and set(doc["errors"]) == {"hostB"}
+    assert {h for h, p in doc["hosts"].items() if p["ok"]} == {"hostA"}
+    assert doc["hosts"]["hostB"]["error"]["error"] == "ConnectError"
+    assert res.json_lines()[-1]["event"] == "error" and res.json_lines()[-1]["code"] == ExitCode.PARTIAL
     refused = hv("--retries", "1", "fabric", "apply", "hostA,hostB", "--spec", str(EXAMPLE))
     assert refused.code == ExitCode.PARTIAL
     assert lab.calls(template="fabric_apply") == 0  # nothing applied anywhere while a host cannot be read
@@ -474,8 +476,9 @@ def test_plan_time_problems_block_the_apply(lab: Lab, tmp_path: Path, host: str,
         setup(lab)
     spec = write(tmp_path, doc)
     plan = hv("fabric", "plan", host, "--spec", spec)
-    assert plan.code == 0, plan.err
+    assert plan.code == ExitCode.PREFLIGHT, plan.err  # the plan lists its blocking problems and says so
     assert f"[BLOCKING] {needle}" in plan.out
+    assert hv("fabric", "apply", host, "--spec", spec, "--what-if").code == ExitCode.PREFLIGHT
     before = lab.store.snapshot()
     res = hv("fabric", "apply", host, "--spec", spec)
     assert res.code == ExitCode.PREFLIGHT

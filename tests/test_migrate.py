@@ -363,9 +363,9 @@ def test_evacuate_with_one_failure_moves_the_others_and_says_so(fast_lab: Lab) -
     assert planned_vms(fast_lab) == []
 
 
-def test_evacuate_where_nothing_fits_exits_error(fast_lab: Lab) -> None:
+def test_evacuate_where_nothing_fits_is_a_blocking_preflight(fast_lab: Lab) -> None:
     res = hv("evacuate", "hostA", "--to", "hv12", *FAST)
-    assert res.code == ExitCode.ERROR
+    assert res.code == ExitCode.PREFLIGHT
     assert "0 moved" in res.out and "3 skipped" in res.out
     assert fast_lab.calls(template="migrate_start") == 0
 
@@ -460,7 +460,7 @@ def test_a_vm_already_moving_elsewhere_is_not_moved_again(fast_lab: Lab) -> None
         session.run("hostA", "storage_move_start", {"VmId": vm_record(fast_lab, "vm01")["id"],
                                                     "DestinationStoragePath": "C:\\VMs\\vm01"})
     res = hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST)
-    assert res.code == ExitCode.ERROR
+    assert res.code == ExitCode.PREFLIGHT
     assert "already being moved (a storage move)" in res.err and "hvauto migrate --cancel vm01" in res.err
     assert fast_lab.calls(template="migrate_start") == 0
 

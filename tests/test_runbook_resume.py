@@ -107,7 +107,7 @@ def test_sigkill_mid_step_resumes_without_repeating_finished_work(lab: Lab, _sta
     shown = hv("runbook", "show", "1", "-o", "json").json()
     assert shown["state"] == "ok"
     assert shown["resumes"] == 1
-    states = {(s["index"], t["host"]): (t["state"], t["attempts"]) for s in shown["steps"] for t in s["tasks"]}
+    states = {(s["step"] - 1, t["host"]): (t["state"], t["attempts"]) for s in shown["steps"] for t in s["tasks"]}
     assert states == {
         (0, "hostA"): ("done", 1), (0, "hostB"): ("done", 1),
         (1, "dc01"): ("done", 1), (1, "fs01"): ("done", 2), (1, "hostA"): ("done", 1), (1, "hostB"): ("done", 1),
@@ -179,7 +179,7 @@ def test_sigkill_while_a_migration_runs_resumes_by_watching_it_not_starting_anot
     assert res.code == 0, res.err
     assert lab.calls(template="migrate_start") == 1  # re-inspected and watched, never started twice
     shown = hv("runbook", "show", "1", "-o", "json").json()
-    steps = {s["index"]: s["tasks"] for s in shown["steps"]}
+    steps = {s["step"] - 1: s["tasks"] for s in shown["steps"]}
     assert [(t["host"], t["state"], t["attempts"]) for t in steps[0]] == [("hostA", "done", 1), ("hostB", "done", 1)]
     assert [(t["state"], t["attempts"]) for t in steps[1]] == [("done", 2)]
     assert [v["name"] for v in steps[2][0]["result"]["vms"]] == ["vm01"]
@@ -242,6 +242,6 @@ def test_killed_at_random_moments_the_journal_stays_consistent_and_resumes(lab: 
     for step in shown["steps"]:
         for t in step["tasks"]:
             assert t["state"] == "done"
-            calls = lab.calls(host=t["host"], template=templates[step["index"]])
+            calls = lab.calls(host=t["host"], template=templates[step["step"] - 1])
             # Each attempt calls the host at most once; a task finished before a kill never ran again.
-            assert 1 <= calls <= t["attempts"], (step["index"], t)
+            assert 1 <= calls <= t["attempts"], (step["step"] - 1, t)

@@ -248,7 +248,7 @@ def test_remove_deletes_the_unit_pair(lab: Lab, runbook: Path, tmp_path: Path, m
     assert again.code == ExitCode.USAGE and "exists" in again.err
     assert hv("schedule", "remove", "nightly").code == 0
     assert not any(p.exists() for p in units_of(tmp_path, "nightly"))
-    assert hv("schedule", "list", "-o", "json").json() == {"schedules": []}
+    assert hv("schedule", "list", "-o", "json").json() == {"event": "result", "schedules": []}
     assert hv("schedule", "run", "nightly").code == ExitCode.NOT_FOUND
 
 

@@ -58,7 +58,7 @@ def hand_made_share(lab: Lab, path: str = "D:\\Shares\\VMs", **access: list[str]
 def test_create_grants_full_on_share_and_folder_and_show_lists_it(lab: Lab) -> None:
     res = hv(*CREATE)
     assert res.code == 0, res.err
-    assert "created share VMs" in res.out
+    assert "done: create share VMs" in res.out
     # One round trip to read, one to apply (and read back) on the file server.
     assert lab.calls(host="fs01", template="smb_share_get") == 1
     assert lab.calls(host="fs01") == 2
@@ -91,7 +91,7 @@ def test_second_run_changes_nothing_and_says_so(lab: Lab) -> None:
     assert lab.calls(template="smb_share_apply") == 1
     assert lab.calls(template="ad_delegation_set") == 2  # hostA and hostB, first run only
     data = hv(*CREATE, "-o", "json").json()
-    assert data["changed"] is False and data["steps"] == []
+    assert data["changed"] is False and data["changes"] == []
 
 
 def test_what_if_prints_the_plan_and_changes_nothing(lab: Lab) -> None:
@@ -134,7 +134,8 @@ def test_flags_are_turned_on_for_an_existing_share(lab: Lab) -> None:
     assert hv(*CREATE).code == 0
     res = hv(*CREATE, "--encrypt", "--continuously-available", "-o", "json")
     assert res.code == 0, res.err
-    assert "share: encryption on" in res.json()["done"]
+    assert {"action": "set", "target": "share VMs", "detail": "SMB encryption on",
+            "disruptive": False} in res.json()["changes"]
     settings = show(lab)["settings"]
     assert settings["encrypt_data"] is True and settings["continuously_available"] is True
 
@@ -160,7 +161,7 @@ def test_extras_are_reported_and_pruned_only_when_asked(lab: Lab) -> None:
     assert EVERYONE not in {a["sid"] for a in data["folder_acl"]}
     res = hv(*CREATE, "--prune")
     assert res.code == 0, res.err
-    assert "share: revoked Everyone" in res.out
+    assert "done: revoke share VMs: Everyone (S-1-1-0, Allow Read)" in res.out
     data = show(lab)
     assert {a["sid"] for a in data["share_acl"]} == {HOST_A_SID, HOST_B_SID}
     assert data["problems"] == []
@@ -170,7 +171,7 @@ def test_prune_leaves_deny_entries_and_says_so(lab: Lab) -> None:
     hand_made_share(lab, full=["LAB\\hostA$"], read=["BUILTIN\\Users"], no_access=["LAB\\hv12$"])
     res = hv(*CREATE, "--prune")
     assert res.code == 0, res.err
-    assert "share: revoked BUILTIN\\Users" in res.out
+    assert "done: revoke share VMs: BUILTIN\\Users" in res.out
     assert "extra (kept; a deny entry; Unblock-SmbShareAccess removes it): share: LAB\\hv12$" in res.err
     data = show(lab)
     assert {(a["account"], a["type"]) for a in data["share_acl"]} == {
@@ -183,9 +184,9 @@ def test_access_is_compared_by_sid_not_by_name(lab: Lab) -> None:
     hand_made_share(lab, full=[HOST_A_SID, "lab\\HOSTB$"])
     res = hv(*CREATE, "-o", "json")
     assert res.code == 0, res.err
-    steps = res.json()["steps"]
-    assert not any(s.startswith("share:") for s in steps)
-    assert any(s.startswith("folder: Full Control for LAB\\hostA$") for s in steps)
+    changes = res.json()["changes"]
+    assert not any(c["target"].startswith("share") for c in changes)
+    assert any(c["target"].startswith("folder") and "LAB\\hostA$" in c["detail"] for c in changes)
 
 
 def test_an_existing_share_on_another_path_is_not_touched(lab: Lab) -> None:
@@ -215,9 +216,10 @@ def test_folder_acl_per_version(lab: Lab, os: str, path_acl: bool) -> None:
     set_os(lab, "fs01", os)
     res = hv(*CREATE, "-o", "json")
     assert res.code == 0, res.err
-    done = res.json()["done"]
-    assert any("Set-SmbPathAcl" in line for line in done) is path_acl
-    assert any(line.startswith("folder: Full Control for S-1-5-21") for line in done) is not path_acl
+    folder = [c for c in res.json()["changes"] if c["target"].startswith("folder ") and c["action"] != "create"]
+    assert any("Set-SmbPathAcl" in c["detail"] for c in folder) is path_acl
+    # ACE by ACE: one change per host; Set-SmbPathAcl: one change for the whole folder ACL.
+    assert len(folder) == (1 if path_acl else 2)
     data = show(lab)
     for sid in (HOST_A_SID, HOST_B_SID):
         assert any(a["sid"] == sid and a["rights"] == "FullControl" and not a["inherited"] for a in data["folder_acl"])

@@ -14,7 +14,18 @@ if TYPE_CHECKING:
     from hvauto.inventory import Inventory
     from hvauto.session import Session
 
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for programs.")]
+
+def _record_output(ctx: typer.Context, value: Output) -> Output:
+    """Every command's ``--output``: noted on the App as it is parsed, so an error the command
+    raises (even before it reads the inventory) comes out in the form asked for."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, App):
+        obj.output = value
+    return value
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", callback=_record_output,
+                                           help="table for people, json for programs (JSON lines).")]
 RenderOpt = Annotated[bool, typer.Option("--render", help="Print the exact PowerShell that would run; contact no host.")]
 WhatIfOpt = Annotated[bool, typer.Option("--what-if", help="Show the plan; change nothing.")]
 
@@ -23,6 +34,8 @@ WhatIfOpt = Annotated[bool, typer.Option("--what-if", help="Show the plan; chang
 class App:
     inventory_path: Path | None = None
     retries: int = 4
+    #: The command's ``--output`` (set while its options are parsed): errors are reported in it too.
+    output: Output = Output.table
     _inventory: Inventory | None = None
     _session: Session | None = None
 

@@ -6,7 +6,10 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from hvauto import versions
+from hvauto.errors import HostsReport, exit_code
 
 from .output import note
 
@@ -30,3 +33,10 @@ def render_for(session: Session, host: str, template: str, params: Mapping[str, 
 
 def failures_json(group: GroupResult) -> dict[str, Any]:
     return {h: e.to_dict() for h, e in group.failed().items()}
+
+
+def finish(report: HostsReport) -> None:
+    """End a command whose result is already printed with the exit code its report calls for."""
+    code = exit_code(report)
+    if code:
+        raise typer.Exit(int(code))

@@ -8,7 +8,7 @@ import typer
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import render_for
-from .output import Output, kv, note, print_json, table
+from .output import Output, emit, kv, note, table
 
 if TYPE_CHECKING:
     from hvauto.ops.delegation import DelegationResult
@@ -28,7 +28,7 @@ ServicesOpt = Annotated[list[str] | None, typer.Option("--services", help="migra
 
 def _print(result: DelegationResult, output: Output) -> None:
     if output is Output.json:
-        print_json(result)
+        emit("result", result)
         return
     for c in result.sources:
         typer.echo(c.message)
@@ -96,7 +96,7 @@ def show(
 
     view = delegation.show(get_app(ctx).session, host=host)
     if output is Output.json:
-        print_json(view)
+        emit("result", view)
         return
     kv([("Host", view.host), ("Account", view.sam), ("SID", view.sid),
         ("Any authentication protocol", "yes" if view.trusted_to_auth_for_delegation else "no (Kerberos only)")])

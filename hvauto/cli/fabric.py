@@ -10,8 +10,8 @@ import typer
 from hvauto import versions
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import render_for
-from .output import Output, note, print_json
+from .common import finish, render_for
+from .output import Output, emit, note
 
 if TYPE_CHECKING:
     from hvauto.ops.fabric import FabricReport
@@ -26,23 +26,14 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Allow re-creating a swi
 
 def _print(report: FabricReport, output: Output) -> None:
     if output is Output.json:
-        doc = {
-            "spec": report.spec,
-            "action": report.action,
-            "applied": report.applied,
-            "changed": report.changed,
-            "warnings": report.warnings,
-            "problems": [p.to_dict() for p in report.problems],
-            "hosts": {h: {"version": p.version, "teaming": p.teaming, "changed": p.changed,
-                          "changes": p.changes, "steps": p.steps, "params": p.params}
-                      for h, p in report.hosts.items()},
-            "errors": report.errors,
-        }
-        print_json(doc)
+        emit("result", report)
         return
     for w in report.warnings:
         note(f"warning: {w}")
     for h, p in report.hosts.items():
+        if p.error is not None:
+            typer.echo(f"{h}: failed: {p.error.message}")
+            continue
         head = f"{h} ({versions.label(p.version)}, teaming {p.teaming.upper()})"
         if not p.changed:
             typer.echo(f"{head}: no changes (already so)")
@@ -59,8 +50,6 @@ def _print(report: FabricReport, output: Output) -> None:
     for prob in report.problems:
         if prob.check == "switch-names":
             typer.echo(f"[warning] {prob.message}\n    fix: {prob.fix}")
-    for h, err in report.errors.items():
-        typer.echo(f"{h}: failed: {err.get('message')}")
 
 
 def _render(ctx: typer.Context, host: str, spec: Path) -> None:
@@ -87,6 +76,7 @@ def plan_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = Fa
     report = fabric.plan(get_app(ctx).session, host=host, spec=spec, force=force, raise_failures=False)
     _print(report, output)
     report.raise_if_failed()
+    finish(report)  # blocking problems: exit 10, as `fabric apply --what-if` on the same spec
 
 
 @app.command("apply")

@@ -11,7 +11,7 @@ from hvauto import versions
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import render_for
-from .output import Output, kv, note, print_json, size, table
+from .output import Output, emit, kv, note, size, table
 
 app = typer.Typer(help="Hosts in the inventory.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
         for h in inv.hosts.values()
     ]
     if output is Output.json:
-        print_json({"hosts": rows})
+        emit("result", {"hosts": rows})
         return
     table(
         ["name", "address", "transport", "roles", "os", "groups"],
@@ -58,7 +58,7 @@ def show(
         return
     facts = hosts.facts(session, host)
     if output is Output.json:
-        print_json(facts)
+        emit("result", facts)
         return
     pairs: list[tuple[str, object]] = [
         ("Host", facts.name),
@@ -127,9 +127,12 @@ def migration(
         use_any_network=use_any_network, performance=performance.value if performance else None, max_vm=max_vm,
         max_storage=max_storage, what_if=what_if, raise_failures=False)
     if output is Output.json:
-        print_json(report)
+        emit("result", report)
     else:
         for h, m in report.hosts.items():
+            if m.error is not None:
+                typer.echo(f"{h}: failed: {m.error.message}")
+                continue
             for w in m.warnings:
                 note(f"warning: {w}")
             if not m.changes:
@@ -138,6 +141,4 @@ def migration(
             typer.echo(f"{h}: {'would change' if what_if else 'changed'}:")
             for c in m.changes:
                 typer.echo(f"  + {c}")
-        for h, err in report.errors.items():
-            typer.echo(f"{h}: failed: {err.get('message')}")
     report.raise_if_failed()

@@ -12,7 +12,7 @@ import typer
 from hvauto.errors import UsageError
 
 from .app import OutputOpt, get_app
-from .output import Output, print_json, table
+from .output import Output, emit, table
 
 app = typer.Typer(help="The simulated lab estate: a Hyper-V estate to try hvauto on.", no_args_is_help=True)
 
@@ -188,13 +188,13 @@ def calls(
     if wire:
         requests = store_for(str(_state_path(ctx))).request_counts()
         if output is Output.json:
-            print_json({"requests": [{"host": h, "action": a, "status": s, "count": n} for h, a, s, n in requests]})
+            emit("result", {"requests": [{"host": h, "action": a, "status": s, "count": n} for h, a, s, n in requests]})
             return
         table(["host", "action", "status", "count"], requests)
         return
     rows = store_for(str(_state_path(ctx))).call_counts()
     if output is Output.json:
-        print_json({"calls": [{"host": h, "template": t, "outcome": o, "count": n} for h, t, o, n in rows]})
+        emit("result", {"calls": [{"host": h, "template": t, "outcome": o, "count": n} for h, t, o, n in rows]})
         return
     table(["host", "template", "outcome", "count"], rows)
 

@@ -12,15 +12,16 @@ from typing import Annotated
 import typer
 
 from hvauto import __version__
-from hvauto.errors import ExitCode, HvautoError, PreflightError
+from hvauto.errors import ExitCode, HvautoError, PreflightError, exit_code
 
 from . import delegation, fabric, host, lab, runbook, schedule, smb, switch, vm
 from .app import App
 from .migrate import evacuate, migrate, storage_app
+from .output import Output, emit
 
 EPILOG = (
-    "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
-    "5 authentication, 6 unreachable, 7 timeout, 8 remote script error, 9 some hosts failed, "
+    "Exit codes: 0 ok, 1 unexpected error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
+    "5 authentication, 6 unreachable, 7 timeout, 8 remote script error or failed verify, 9 some hosts failed, "
     "10 preflight found blocking problems, 11 runbook aborted, 12 locked (another run of the runbook), "
     "130 interrupted."
 )
@@ -102,6 +103,15 @@ def report(exc: HvautoError) -> None:
         sys.stderr.write(f"hint: {exc.hint}\n")
 
 
+def report_json(code: int, error: str, message: str, data: dict[str, object] | None = None) -> None:
+    """The error as the last JSON line on stdout (``-o json``); the human line still goes to stderr."""
+    extra = dict(data or {})
+    extra.pop("error", None)
+    extra.pop("message", None)
+    emit("error", {"code": int(code), "error": error, "message": message, "hint": extra.pop("hint", None),
+                   "problems": extra.pop("problems", []), **extra})
+
+
 def _unexpected(exc: BaseException) -> None:
     path = log_path()
     try:
@@ -127,16 +137,29 @@ def run(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     except SystemExit as exc:
         code = exc.code
+        exit_ = exc.__context__
+        if code == ExitCode.INTERRUPTED and exit_ is not None and isinstance(exit_.__cause__, KeyboardInterrupt):
+            # Typer turns a Ctrl-C the command did not handle into exit 130, silently: say so.
+            sys.stderr.write("hvauto: error: interrupted\n")
+            if state.output is Output.json:
+                report_json(ExitCode.INTERRUPTED, "Interrupted", "interrupted")
         return code if isinstance(code, int) else (ExitCode.OK if code is None else ExitCode.ERROR)
     except HvautoError as exc:
         report(exc)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("hvauto: interrupted\n")
-        return ExitCode.INTERRUPTED
+        code = exit_code(exc)
+        if state.output is Output.json:
+            report_json(code, type(exc).__name__, exc.message, exc.to_dict())
+        return code
+    except KeyboardInterrupt as exc:
+        sys.stderr.write("hvauto: error: interrupted\n")
+        if state.output is Output.json:
+            report_json(exit_code(exc), "Interrupted", "interrupted")
+        return exit_code(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback on screen
         _unexpected(exc)
-        return ExitCode.ERROR
+        if state.output is Output.json:
+            report_json(exit_code(exc), "InternalError", f"internal error: {type(exc).__name__} (see the debug log)")
+        return exit_code(exc)
     finally:
         state.close()
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hvauto.errors import ExitCode, Interrupted, PreflightError, Problem, UsageError
+from hvauto.errors import Interrupted, Problem, UsageError
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import render_for
-from .output import Output, note, print_json, print_json_line, size, to_jsonable
+from .common import finish, render_for
+from .output import Output, emit, note, size
 
 if TYPE_CHECKING:
     from hvauto.ops.migrate import MigrationResult, MoveProgress, StartedMove
@@ -37,7 +37,7 @@ class Bar:
 
     def __call__(self, p: MoveProgress) -> None:
         if self.json:
-            print_json_line({"event": "progress", **to_jsonable(p)})
+            emit("progress", p)
             return
         step = p.percent if self.tty else p.percent // 10 * 10
         if self.last.get(p.vm) == step and p.state == "Running":
@@ -86,7 +86,7 @@ def _interrupted(session: Session, started: StartedMove | None, output: Output) 
 
 def _report(res: MigrationResult, output: Output) -> None:
     if output is Output.json:
-        print_json_line({"event": "result", **to_jsonable(res)})
+        emit("result", res)
         return
     if res.already_done:
         typer.echo(f"{res.vm}: already on {res.dest}" + (f" with its storage under {res.storage_path}"
@@ -101,8 +101,10 @@ def _report(res: MigrationResult, output: Output) -> None:
 
 
 def _what_if(res: MigrationResult, output: Output) -> None:
+    from hvauto.results import Report
+
     if output is Output.json:
-        print_json(res)
+        emit("result", res)
     else:
         typer.echo(f"plan (what-if, nothing changed) for {res.vm}:")
         for step in res.plan:
@@ -112,8 +114,7 @@ def _what_if(res: MigrationResult, output: Output) -> None:
             _problems_text(res.problems)
         else:
             typer.echo("preflight: no problems found")
-    if res.blocking:
-        raise typer.Exit(int(ExitCode.PREFLIGHT))
+    finish(Report(what_if=True, problems=res.problems))
 
 
 def _render(session: Session, *, vm: str, dest: str, source: str | None, storage_path: str | None,
@@ -179,7 +180,7 @@ def migrate(
     if cancel:
         cres = ops.cancel(session, vm=vm, source=source, what_if=what_if)
         if output is Output.json:
-            print_json(cres)
+            emit("result", cres)
         elif what_if:
             typer.echo(f"{cres.vm}: would cancel {len(cres.cancelled_jobs)} running job(s) on {cres.source} and "
                        "remove planned VMs it left on other hosts")
@@ -196,10 +197,10 @@ def migrate(
         except KeyboardInterrupt:
             raise Interrupted("interrupted; the migration (if any) goes on",
                               hint=f"hvauto migrate --cancel {vm} cancels it") from None
-        if job is None:
+        if output is Output.json:
+            emit("result", {"vm": vm, "job": job})
+        elif job is None:
             typer.echo(f"{vm}: no migration job to watch")
-        elif output is Output.json:
-            print_json_line({"event": "result", "vm": vm, "job": job})
         else:
             typer.echo(f"{vm}: migration job {ops.JOB_STATE_NAMES.get(int(job['job_state']), job['job_state'])}")
         return
@@ -214,10 +215,6 @@ def migrate(
     except KeyboardInterrupt:
         _interrupted(session, started[0] if started else None, output)
         return
-    except PreflightError as exc:
-        if output is Output.json:
-            print_json(exc.to_dict())
-        raise
     if what_if:
         _what_if(res, output)
         return
@@ -260,9 +257,9 @@ def storage_move(
         raise Interrupted("interrupted; the storage move goes on",
                           hint=f"hvauto migrate --watch {vm} to watch, hvauto migrate --cancel {vm} to cancel") from None
     if output is Output.json:
-        print_json_line({"event": "result", **to_jsonable(res)})
+        emit("result", res)
     elif what_if:
-        typer.echo(f"plan (what-if, nothing changed): {res.plan}")
+        typer.echo(f"plan (what-if, nothing changed): {'; '.join(res.plan) or 'nothing to do'}")
     elif not res.changed:
         typer.echo(f"{res.vm}: storage already under {res.path} on {res.host}; nothing to do")
     else:
@@ -296,7 +293,7 @@ def evacuate(
         raise Interrupted("interrupted; moves already started go on",
                           hint="`hvauto migrate --watch VM` / `hvauto migrate --cancel VM` for each") from None
     if output is Output.json:
-        print_json_line({"event": "result", **to_jsonable(res)})
+        emit("result", res)
     else:
         from .output import table
 
@@ -306,6 +303,4 @@ def evacuate(
                    f"{sum(1 for v in res.vms if v.status == 'skipped')} skipped")
         table(["vm", "to", "status", "seconds", "detail"],
               [(v.vm, v.dest or "-", v.status, f"{v.elapsed_seconds:.1f}", v.detail) for v in res.vms])
-    code = res.exit_code
-    if code != ExitCode.OK:
-        raise typer.Exit(int(code))
+    finish(res)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
+
+from hvauto.results import to_jsonable
 
 
 class Output(str, enum.Enum):
@@ -15,20 +16,17 @@ class Output(str, enum.Enum):
     json = "json"
 
 
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: to_jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
-
-
 def print_json(value: Any, stream: TextIO | None = None) -> None:
+    """A whole JSON document, indented (a schema for editors; command output is :func:`emit` lines)."""
     (stream or sys.stdout).write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
+
+
+def emit(event: str, value: Any = None, stream: TextIO | None = None, **fields: Any) -> None:
+    """One JSON line ``{"event": EVENT, ...}``: every ``-o json`` output is a stream of these."""
+    data = to_jsonable(value) if value is not None else {}
+    if not isinstance(data, dict):
+        data = {"value": data}
+    print_json_line({"event": event, **data, **to_jsonable(fields)}, stream)
 
 
 def print_json_line(value: Any, stream: TextIO | None = None) -> None:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from hvauto.errors import ExitCode, ValidationError
+from hvauto.errors import ValidationError
 
 from .app import App, OutputOpt, get_app
-from .output import Output, kv, note, print_json, print_json_line, table
+from .output import Output, emit, kv, note, print_json, print_json_line, table
 
 if TYPE_CHECKING:
     from hvauto.journal import Journal, Redactor
@@ -206,7 +206,7 @@ def finish(summary: RunSummary) -> None:
         note(f"run {summary.run_id} aborted: {summary.message}; `hvauto runbook resume {summary.run_id}` continues it")
     elif summary.state == "partial":
         note(f"run {summary.run_id}: some hosts failed: {', '.join(summary.failed_hosts())}")
-    if summary.exit_code != ExitCode.OK:
+    if summary.exit_code:
         raise typer.Exit(int(summary.exit_code))
 
 
@@ -222,14 +222,9 @@ def validate(
 ) -> None:
     """Check a runbook (schema, operations, variables, hosts, templates); no remote call."""
     state = get_app(ctx)
-    try:
-        rb, _ = prepare(state, file, var or [], vars_file or [], limit or [])
-    except ValidationError as exc:
-        if output is Output.json:
-            print_json({"file": str(file), "valid": False, "problems": exc.problems})
-        raise
+    rb, _ = prepare(state, file, var or [], vars_file or [], limit or [])  # invalid: the error line lists each problem
     if output is Output.json:
-        print_json({"file": str(file), "valid": True, "name": rb.name, "steps": [s.op for s in rb.steps]})
+        emit("result", {"file": str(file), "valid": True, "name": rb.name, "steps": [s.op for s in rb.steps]})
         return
     typer.echo(f"{file}: valid: {rb.name!r}, {len(rb.steps)} step(s): {', '.join(s.op for s in rb.steps)}")
 
@@ -273,7 +268,10 @@ def resume(
     finally:
         journal.close()
     if record.state == "ok":
-        typer.echo(f"run {run_id} finished ok; nothing to resume")
+        if output is Output.json:
+            emit("result", {"run": run_id, "state": record.state, "resumed": False})
+        else:
+            typer.echo(f"run {run_id} finished ok; nothing to resume")
         return
     rb, problems = loader.parse(record.text, Path(record.path))
     if problems:
@@ -319,7 +317,7 @@ def history(
              "failed_hosts": (r.summary or {}).get("failed_hosts", []), "schedule": r.schedule,
              "resumes": r.resumes} for r in runs]
     if output is Output.json:
-        print_json({"runs": rows})
+        emit("result", {"runs": rows})
         return
     table(["run", "runbook", "state", "check", "started", "seconds", "failed hosts", "schedule"],
           [(r["run"], r["runbook"], r["state"], "yes" if r["check_mode"] else "", r["started"], r["seconds"],
@@ -344,11 +342,11 @@ def show(
     finally:
         journal.close()
     if output is Output.json:
-        print_json({
+        emit("result", {
             "run": r.id, "runbook": r.runbook, "path": r.path, "state": r.display_state, "check_mode": r.check_mode,
             "vars": r.vars, "limit": r.limits, "started": r.started, "finished": r.finished, "resumes": r.resumes,
             "schedule": r.schedule, "summary": r.summary,
-            "steps": [{"index": s.idx, "name": s.name, "op": s.op, "state": s.state, "hosts": s.hosts,
+            "steps": [{"step": s.idx + 1, "name": s.name, "op": s.op, "state": s.state, "hosts": s.hosts,
                        "tasks": [{"host": t.host, "state": t.state, "attempts": t.attempts, "inputs": t.inputs,
                                   "result": t.result, "error": t.error, "started": t.started, "finished": t.finished}
                                  for t in tasks if t.idx == s.idx]} for s in steps],

@@ -13,7 +13,7 @@ import typer
 from hvauto.errors import HvautoError, LockedError
 
 from .app import OutputOpt, get_app
-from .output import Output, note, print_json, print_json_line, table
+from .output import Output, emit, note, print_json_line, table
 from .runbook import LimitOpt, VarOpt, VarsFileOpt, execute, finish, prepare
 
 app = typer.Typer(help="Run runbooks on a schedule (systemd user timers, or cron without systemd).",
@@ -65,7 +65,7 @@ def add(
                       on_failure=on_failure)
     done = schedule.install(s, enable=_enable(enable))
     if output is Output.json:
-        print_json({"schedule": s, "files": [str(f) for f in done.files], "notes": done.notes})
+        emit("result", {"schedule": s, "files": [str(f) for f in done.files], "notes": done.notes})
         return
     when = f"OnCalendar={s.calendar}" if s.backend == "systemd" else f"'{s.cron}'"
     typer.echo(f"schedule {name}: {s.runbook} at {s.at!r} ({s.backend}: {when})")
@@ -98,7 +98,7 @@ def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
              "last_state": last[s.name].display_state if s.name in last else None,
              "last_started": last[s.name].started if s.name in last else None} for s in items]
     if output is Output.json:
-        print_json({"schedules": rows})
+        emit("result", {"schedules": rows})
         return
     table(["name", "runbook", "at", "backend", "last run"],
           [(r["name"], r["runbook"], r["at"], r["backend"],

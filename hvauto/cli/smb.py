@@ -8,7 +8,7 @@ import typer
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import render_for
-from .output import Output, kv, note, print_json, table
+from .output import Output, emit, kv, note, table
 
 if TYPE_CHECKING:
     from hvauto.ops.smb import ShareResult
@@ -29,14 +29,10 @@ NoDelegationOpt = Annotated[bool, typer.Option("--no-delegation", help="Do not a
 
 def _print_result(result: ShareResult, output: Output, *, prune: bool = False) -> None:
     if output is Output.json:
-        print_json(result)
+        emit("result", result)
         return
-    if result.what_if:
-        for line in result.steps:
-            typer.echo(f"  would: {line}")
-    else:
-        for line in result.done:
-            typer.echo(f"  {line}")
+    for change in result.changes:
+        typer.echo(f"  {'would' if result.what_if else 'done'}: {change}")
     typer.echo(result.message)
     why = "a deny entry; Unblock-SmbShareAccess removes it" if prune else "--prune removes it"
     for extra in result.extras:
@@ -97,7 +93,7 @@ def show(ctx: typer.Context, name: NameArg, server: ServerOpt, output: OutputOpt
         return
     view = smb.show(session, name=name, server=server)
     if output is Output.json:
-        print_json(view)
+        emit("result", view)
         return
     s = view.settings
     kv([("Share", f"\\\\{view.server}\\{view.name}"), ("Path", view.path),
@@ -159,7 +155,7 @@ def remove(
 
     result = smb.remove(get_app(ctx).session, name=name, server=server, force=force, what_if=what_if)
     if output is Output.json:
-        print_json(result)
+        emit("result", result)
         return
     for line in result.in_use:
         note(f"in use (--force): {line}")

@@ -9,7 +9,7 @@ import typer
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import failures_json, render_for
-from .output import Output, print_json, table
+from .output import Output, emit, table
 
 app = typer.Typer(help="Virtual switches: list, create (external, internal, private), remove.", no_args_is_help=True)
 
@@ -53,7 +53,7 @@ def list_(
         doc: dict[str, object] = {"switches": found}
         if not group.ok:
             doc["errors"] = failures_json(group)
-        print_json(doc)
+        emit("result", doc)
     else:
         table(["host", "name", "type", "adapters", "set", "bandwidth", "mgmt os", "vms"],
               [(s.host, s.name, s.type, ",".join(s.adapters), "yes" if s.embedded_teaming else "",
@@ -90,7 +90,7 @@ def create(
         return
     res = switches.create(get_app(ctx).session, host=host, name=name, type=type.value, adapter=list(adapter or []),
                           management_os=management_os, bandwidth_mode=bandwidth_mode.value, what_if=what_if)
-    print_json(res) if output is Output.json else typer.echo(f"{res.host}: {res.message}")
+    emit("result", res) if output is Output.json else typer.echo(f"{res.host}: {res.message}")
 
 
 @app.command()
@@ -113,4 +113,4 @@ def remove(
         render_for(session, host, "switch_remove", {"Name": name})
         return
     res = switches.remove(get_app(ctx).session, host=host, name=name, force=force, what_if=what_if)
-    print_json(res) if output is Output.json else typer.echo(f"{res.host}: {res.message}")
+    emit("result", res) if output is Output.json else typer.echo(f"{res.host}: {res.message}")

@@ -8,7 +8,7 @@ import typer
 
 from .app import OutputOpt, RenderOpt, get_app
 from .common import failures_json, render_for
-from .output import Output, print_json, size, table
+from .output import Output, emit, size, table
 
 app = typer.Typer(help="Virtual machines on the Hyper-V hosts.", no_args_is_help=True)
 
@@ -38,7 +38,7 @@ def list_(
         doc: dict[str, object] = {"vms": found}
         if not group.ok:
             doc["errors"] = failures_json(group)
-        print_json(doc)
+        emit("result", doc)
     else:
         table(
             ["host", "name", "state", "cpu", "memory", "disks", "version", "switches"],

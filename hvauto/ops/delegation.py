@@ -23,10 +23,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hvauto import versions
-from hvauto.errors import ConfigError, PreflightError, Problem, ValidationError
+from hvauto.errors import ConfigError, PreflightError, Problem, ValidationError, VerifyError
 from hvauto.inventory import HostConfig, Inventory
 from hvauto.ops import ad
 from hvauto.ops.smb import check_domain_host, split_list
+from hvauto.results import Change
 from hvauto.session import Session
 
 SERVICES: dict[str, str] = {"migration": ad.MIGRATION_SERVICE, "cifs": "cifs"}
@@ -65,19 +66,39 @@ class SourceChange:
     add: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
     protocol_transition: bool = False
-    changed: bool = False
     allowed_to_delegate_to: list[str] = field(default_factory=list)
     trusted_to_auth_for_delegation: bool = False
     message: str = ""
+    #: From add/remove/protocol_transition: made (verified), or in what-if planned; the same list.
+    changes: list[Change] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        account = f"computer {self.source}"
+        self.changes = ([Change("add", account, f"may delegate to {spn}") for spn in self.add]
+                        + [Change("remove", account, f"may delegate to {spn}") for spn in self.remove]
+                        + ([Change("set", account, "use any authentication protocol (protocol transition)")]
+                           if self.protocol_transition else []))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
 
 
 @dataclass
 class DelegationResult:
-    changed: bool
     what_if: bool
     sources: list[SourceChange]
     warnings: list[str]
     message: str
+
+    @property
+    def changes(self) -> list[Change]:
+        return [c for s in self.sources for c in s.changes]
+
+    @property
+    def changed(self) -> bool:
+        """Whether any account changed (in what-if: would)."""
+        return bool(self.changes)
 
 
 # -- validation ---------------------------------------------------------------------------------------
@@ -159,11 +180,8 @@ def _write(session: Session, dc: str, change: SourceChange) -> None:
     now = {s.lower() for s in change.allowed_to_delegate_to}
     wrong = [s for s in change.add if s.lower() not in now] + [s for s in change.remove if s.lower() in now]
     if wrong or (change.protocol_transition and not change.trusted_to_auth_for_delegation):
-        from hvauto.errors import HvautoError
-
-        raise HvautoError(f"{change.source}: the delegation change did not take ({', '.join(wrong) or 'protocol transition'})",
+        raise VerifyError(f"{change.source}: the delegation change did not take ({', '.join(wrong) or 'protocol transition'})",
                           hint=f"check the account with `hvauto delegation show {change.source}`")
-    change.changed = bool(data.get("added") or data.get("removed") or data.get("protocol_transition_set"))
 
 
 def grant_pairs(session: Session, pairs: dict[str, list[HostConfig]] | dict[str, list[str]],
@@ -227,14 +245,14 @@ def grant(session: Session, *, source: str | None = None, to: Sequence[str] = ()
     warnings = _credssp_warnings(session, list(pairs)) if "migration" in chosen else []
     changes = grant_pairs(session, pairs, chosen, what_if=what_if)
     changed = any(c.changed for c in changes)
-    if changed:
+    if changed and not what_if:
         warnings.append(REPLICATION_NOTE)
-    pending = any(c.add or c.protocol_transition for c in changes)
     if what_if:
-        message = "what if: nothing changed" if pending else "already so: nothing to change"
+        message = (f"what if: {sum(len(c.changes) for c in changes)} change(s); nothing changed" if changed
+                   else "already so: nothing to change")
     else:
         message = "delegation granted" if changed else "already so: nothing to change"
-    return DelegationResult(changed=changed, what_if=what_if, sources=changes, warnings=warnings, message=message)
+    return DelegationResult(what_if=what_if, sources=changes, warnings=warnings, message=message)
 
 
 def revoke(session: Session, *, source: str, to: Sequence[str], services: Sequence[str] | None = None,
@@ -264,10 +282,10 @@ def revoke(session: Session, *, source: str, to: Sequence[str], services: Sequen
             change.message = f"{src}: removed {len(change.remove)} SPN(s)"
         changes.append(change)
     changed = any(c.changed for c in changes)
-    warnings = [REPLICATION_NOTE] if changed else []
-    message = ("what if: nothing changed" if what_if and any(c.remove for c in changes)
+    warnings = [REPLICATION_NOTE] if changed and not what_if else []
+    message = (f"what if: {sum(len(c.changes) for c in changes)} change(s); nothing changed" if what_if and changed
                else "delegation revoked" if changed else "already so: nothing to change")
-    return DelegationResult(changed=changed, what_if=what_if, sources=changes, warnings=warnings, message=message)
+    return DelegationResult(what_if=what_if, sources=changes, warnings=warnings, message=message)
 
 
 @dataclass
@@ -294,6 +312,7 @@ class DelegationView:
 def show(session: Session, *, host: str) -> DelegationView:
     """A computer account's delegation, and what it means for each other host in the inventory."""
     inv = session.inventory
+    inv.host(host)  # a read command: an unknown host is "not found" (exit 4)
     problems: list[str] = []
     cfg = check_domain_host(inv, host, problems)
     if problems or cfg is None:

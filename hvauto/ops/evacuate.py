@@ -19,26 +19,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hvauto import versions
-from hvauto.errors import ExitCode, HvautoError, ValidationError
+from hvauto.errors import HostOutcome, HostsFailedError, HvautoError, PreflightError, Problem, ValidationError
 from hvauto.ops import ad as ad_ops
 from hvauto.ops import migrate as mig
 from hvauto.ops import vms as vm_ops
+from hvauto.results import Change
 from hvauto.session import Session
 
 
 @dataclass
 class VMOutcome:
     vm: str
-    dest: str
+    #: None for a VM no destination was found for.
+    dest: str | None
     mode: str
     status: str  # planned (what-if), moved, failed, skipped
     detail: str = ""
     elapsed_seconds: float = 0.0
     bytes_moved: int = 0
+    #: Why a VM was skipped (a PreflightError: nothing was tried) or failed.
+    error: HvautoError | None = None
+    source: str = ""
+
+    @property
+    def changes(self) -> list[Change]:
+        if self.status not in ("planned", "moved") or self.detail == "already there":
+            return []
+        return [Change("move", f"VM {self.vm}", f"{self.source} -> {self.dest} ({self.mode})")]
 
 
 @dataclass
 class EvacuateResult:
+    """Per VM outcomes. Its exit code (:func:`hvauto.errors.exit_code`): 0 every VM moved (or nothing to
+    move); in what-if, 10 when a VM cannot be placed; else each VM that stayed counts as failed (9 when
+    others moved, else their own code: 10 for VMs no destination fits)."""
+
     host: str
     targets: list[str]
     what_if: bool
@@ -47,18 +62,42 @@ class EvacuateResult:
     max_parallel: int | None = None
 
     @property
-    def changed(self) -> bool:
-        return any(v.status == "moved" for v in self.vms)
+    def changes(self) -> list[Change]:
+        return [c for v in self.vms for c in v.changes]
 
     @property
-    def exit_code(self) -> ExitCode:
-        """0 every VM moved (or nothing to move); 9 some moved and some did not; 1 none moved."""
-        bad = [v for v in self.vms if v.status in ("failed", "skipped")]
-        if not bad:
-            return ExitCode.OK
-        if len(bad) < len(self.vms) and any(v.status in ("moved", "planned") for v in self.vms):
-            return ExitCode.PARTIAL
-        return ExitCode.ERROR
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def blocking(self) -> list[Problem]:
+        if not self.what_if:
+            return []
+        return [p for v in self.vms if isinstance(v.error, PreflightError) for p in v.error.problems]
+
+    @property
+    def total(self) -> int:
+        return len(self.vms)
+
+    def failures(self) -> dict[str, HvautoError]:
+        if self.what_if:
+            return {}
+        return {v.vm: v.error for v in self.vms if v.error is not None}
+
+    def raise_if_failed(self) -> None:
+        failed = self.failures()
+        if failed:
+            exc = HostsFailedError({v.vm: HostOutcome(v.vm, v.error is None, v.error) for v in self.vms})
+            exc.message = (f"{self.host}: {len(failed)} of {len(self.vms)} VM(s) not moved: "
+                           + "; ".join(f"{v.vm} ({v.status}: {v.detail})" for v in self.vms if v.error is not None))
+            raise exc
+        if self.blocking:
+            raise PreflightError(self.blocking, what=f"evacuate {self.host}")
+
+
+def _skipped(vm: str, mode: str, why: str, host: str) -> VMOutcome:
+    return VMOutcome(vm, None, mode, "skipped", why, source=host, error=PreflightError(
+        [Problem("placement", f"{vm}: {why}", host=host)], what=f"placing {vm}"))
 
 
 @dataclass
@@ -232,8 +271,8 @@ def evacuate(
     placements = place([v for v in vms if not v.clustered], caps)
     for v in vms:
         if v.clustered:
-            result.vms.append(VMOutcome(v.name, "", mig.LIVE, "skipped",
-                                        "clustered role: drain the node with Suspend-ClusterNode -Drain"))
+            result.vms.append(_skipped(v.name, mig.LIVE, "clustered role: drain the node with Suspend-ClusterNode "
+                                       "-Drain", host))
     lock = threading.Lock()
     stop = threading.Event()
     slots = Slots(result.limits, max_parallel)
@@ -248,10 +287,10 @@ def evacuate(
             res = mig.migrate(session, vm=vm.name, dest=cap.host, source=host, live=live, on_progress=on_progress,
                               poll_interval=poll_interval, should_stop=stop.is_set)
             out = VMOutcome(vm.name, cap.host, mode, "moved", "already there" if res.already_done else
-                            f"verified on {cap.host}", res.elapsed_seconds, res.bytes_moved)
+                            f"verified on {cap.host}", res.elapsed_seconds, res.bytes_moved, source=host)
         except HvautoError as exc:
             out = VMOutcome(vm.name, cap.host, mode, "failed", str(exc).splitlines()[0] + (
-                f" ({exc.hint})" if exc.hint else ""), time.monotonic() - started)
+                f" ({exc.hint})" if exc.hint else ""), time.monotonic() - started, error=exc, source=host)
         except KeyboardInterrupt:
             stop.set()  # before the slot is released: no waiting move may take it and start
             raise
@@ -265,12 +304,12 @@ def evacuate(
     todo: list[tuple[vm_ops.VM, Capacity]] = []
     for vm, cap, why in placements:
         if cap is None:
-            result.vms.append(VMOutcome(vm.name, "", mig.SHARED_NOTHING, "skipped", why))
+            result.vms.append(_skipped(vm.name, mig.SHARED_NOTHING, why, host))
         elif what_if:
             live = bool(vm.disks) and all(d.path.startswith("\\\\") for d in vm.disks)
             result.vms.append(VMOutcome(vm.name, cap.host, mig.LIVE if live else mig.SHARED_NOTHING, "planned",
                                         f"{vm.memory_startup / 1024**3:.1f} GiB memory, "
-                                        f"{vm.disk_bytes / 1024**3:.1f} GiB disk"))
+                                        f"{vm.disk_bytes / 1024**3:.1f} GiB disk", source=host))
         else:
             todo.append((vm, cap))
     if todo:

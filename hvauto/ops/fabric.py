@@ -28,8 +28,10 @@ from typing import Any
 import yaml
 
 from hvauto import schemas, versions
-from hvauto.errors import HvautoError, PreflightError, Problem, ValidationError
-from hvauto.session import GroupResult, Session
+from hvauto.errors import PreflightError, Problem, ValidationError, VerifyError
+from hvauto.ops import hosts_to_change
+from hvauto.results import Change, HostResult, Report
+from hvauto.session import Session
 
 SCHEMA = "fabric.schema.json"
 #: The phases of fabric_apply, in the order the script runs them (the lock-out guard sits between
@@ -327,26 +329,14 @@ def load_spec(path: str | Path, *, hosts: list[str] | None = None) -> FabricSpec
 # -- the plan ---------------------------------------------------------------------------------------------
 
 @dataclass
-class Change:
-    action: str
-    target: str
-    detail: str = ""
-    disruptive: bool = False
+class HostPlan(HostResult):
+    """One host's changes (planned; after apply, made and verified: the same list), problems, and
+    the values ``fabric_apply`` runs with; ``steps`` is the host's own log of what it did."""
 
-
-@dataclass
-class HostPlan:
-    host: str
-    version: str
-    teaming: str
-    changes: list[Change] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    version: str = ""
+    teaming: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     steps: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.changes)
 
     @property
     def blocking(self) -> list[Problem]:
@@ -666,24 +656,12 @@ def compute_plan(spec: FabricSpec, host: str, version: str, state: dict[str, Any
 # -- the group ------------------------------------------------------------------------------------------
 
 @dataclass
-class FabricReport:
-    """Per-host plans (and, after apply, the steps run); ``changed`` says whether anything changed."""
+class FabricReport(Report[HostPlan]):
+    """Per-host plans (:class:`HostPlan`; a host that could not be read or applied carries its error)."""
 
-    spec: str
-    action: str
-    hosts: dict[str, HostPlan] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    spec: str = ""
+    action: str = "plan"
     applied: bool = False
-    changed: bool = False
-
-    def __post_init__(self) -> None:
-        self._group: GroupResult | None = None
-
-    def raise_if_failed(self) -> None:
-        if self._group is not None:
-            self._group.raise_if_failed()
 
 
 def _switch_name_problems(states: dict[str, dict[str, Any]], spec: FabricSpec) -> list[Problem]:
@@ -720,7 +698,7 @@ def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bo
     """
     targets = _targets(session, host)
     fabric = load_spec(spec, hosts=targets)
-    report = FabricReport(spec=fabric.path, action="plan", warnings=list(fabric.warnings))
+    report = FabricReport(spec=fabric.path, action="plan", warnings=list(fabric.warnings), what_if=True)
     known = {n.lower() for n in session.inventory.hosts}
     for key in fabric.hosts:
         if key.lower() not in known:
@@ -733,16 +711,10 @@ def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bo
         states[h] = state
         return compute_plan(fabric, h, version, state, force=force)
 
-    group = session.fan_out(targets, one)
-    report._group = group
-    for h, outcome in group.outcomes.items():
-        if outcome.ok:
-            report.hosts[h] = outcome.value
-            report.problems.extend(outcome.value.problems)
-        elif outcome.error is not None:
-            report.errors[h] = outcome.error.to_dict()
+    report.add(session.fan_out(targets, one), HostPlan)
+    for hp in report.hosts.values():
+        report.problems.extend(hp.problems)
     report.problems.extend(_switch_name_problems(states, fabric))
-    report.changed = any(p.changed for p in report.hosts.values())
     if raise_failures:
         report.raise_if_failed()
     return report
@@ -754,8 +726,10 @@ def apply(session: Session, *, host: str | list[str], spec: str | Path, force: b
 
     A failed host fails the call unless ``raise_failures`` is false (see :func:`plan`).
     """
+    hosts_to_change(session.inventory, [host] if isinstance(host, str) else list(host))
     report = plan(session, host=host, spec=spec, force=force)
     report.action = "apply"
+    report.what_if = what_if
     report.raise_if_failed()
     blocking = [p for p in report.problems if p.blocking]
     if blocking:
@@ -773,16 +747,14 @@ def apply(session: Session, *, host: str | list[str], spec: str | Path, force: b
         after = compute_plan(fabric, h, hp.version, session.run(h, "fabric_get").data, force=force)
         if after.changed:
             left = "; ".join(f"{c.action} {c.target}" for c in after.changes)
-            raise HvautoError(f"{h}: verify: the host still differs from the spec after apply: {left}")
+            raise VerifyError(f"{h}: verify: the host still differs from the spec after apply: {left}")
         return hp
 
     group = session.fan_out(list(report.hosts), one)
-    report._group = group
     for h, outcome in group.outcomes.items():
-        if not outcome.ok and outcome.error is not None:
-            report.errors[h] = outcome.error.to_dict()
+        if not outcome.ok:
+            report.hosts[h].error = outcome.error
     report.applied = True
-    report.changed = any(p.steps for p in report.hosts.values())
     if raise_failures:
         report.raise_if_failed()
     return report

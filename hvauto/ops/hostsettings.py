@@ -9,13 +9,15 @@ domain members) breaks CredSSP-based live migration.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hvauto import versions
-from hvauto.errors import HvautoError, PreflightError, Problem, ValidationError
+from hvauto.errors import PreflightError, Problem, ValidationError, VerifyError
+from hvauto.ops import hosts_to_change
 from hvauto.ops.hosts import MigrationSettings, facts
-from hvauto.session import GroupResult, Session
+from hvauto.results import Change, HostResult, Report
+from hvauto.session import Session
 
 AUTH = {"kerberos": "Kerberos", "credssp": "CredSSP"}
 PERFORMANCE = {"tcpip": "TCPIP", "compression": "Compression", "smb": "SMB"}
@@ -24,27 +26,15 @@ CREDSSP_WARNING = ("CredSSP needs an interactive logon on the source host for ev
 
 
 @dataclass
-class HostMigration:
-    host: str
-    version: str
-    changed: bool
-    changes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+class HostMigration(HostResult):
+    """One host's result, with its OS version and the settings it reports (after the change, if any)."""
+
+    version: str = ""
     settings: MigrationSettings | None = None
 
 
-@dataclass
-class MigrationReport:
-    changed: bool = False
-    hosts: dict[str, HostMigration] = field(default_factory=dict)
-    errors: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._group: GroupResult | None = None
-
-    def raise_if_failed(self) -> None:
-        if self._group is not None:
-            self._group.raise_if_failed()
+#: Per-host :class:`HostMigration` results.
+MigrationReport = Report[HostMigration]
 
 
 def _settings(data: dict[str, Any]) -> MigrationSettings:
@@ -97,12 +87,12 @@ def migration(
     """Bring each host's live-migration settings to the values given (only those); a re-run changes nothing.
 
     A failed host fails the call (HostsFailedError) unless ``raise_failures`` is false: then its error
-    is in ``report.errors`` and ``report.raise_if_failed()`` raises once the caller has shown the rest.
+    is in its ``report.hosts`` entry and ``report.raise_if_failed()`` raises once the caller has shown the rest.
     """
     bad = _check_options(enable, auth, networks, use_any_network, performance, max_vm, max_storage)
     if bad:
         raise ValidationError(bad, what="migration settings")
-    targets = session.inventory.resolve([host] if isinstance(host, str) else list(host))
+    targets = hosts_to_change(session.inventory, [host] if isinstance(host, str) else list(host))
     want_auth = AUTH[auth.lower()] if auth else None
     want_perf = PERFORMANCE[performance.lower()] if performance else None
     want_nets = [str(ipaddress.ip_network(n, strict=False)) for n in networks] if networks is not None else None
@@ -116,7 +106,7 @@ def migration(
     if early:
         raise PreflightError(early, what="host migration")
 
-    report = MigrationReport()
+    report = MigrationReport(what_if=what_if)
 
     def one(h: str) -> HostMigration:
         f = facts(session, h)
@@ -129,41 +119,42 @@ def migration(
         cur = f.migration
         assert cur is not None
         params: dict[str, Any] = {}
-        changes: list[str] = []
+        changes: list[Change] = []
         if enable is True and not cur.enabled:
             params["Enable"] = True
-            changes.append("enable live migration")
+            changes.append(Change("enable", "live migration"))
         if enable is False and cur.enabled:
             params["Disable"] = True
-            changes.append("disable live migration")
+            changes.append(Change("disable", "live migration"))
         if want_auth and cur.auth_type.lower() != want_auth.lower():
             params["AuthType"] = want_auth
-            changes.append(f"authentication {cur.auth_type} -> {want_auth}")
+            changes.append(Change("set", "authentication", f"{cur.auth_type} -> {want_auth}"))
         if want_nets is not None:
             have = [str(ipaddress.ip_network(n, strict=False)) for n in cur.networks]
             add = [n for n in want_nets if n not in have]
             remove = [n for n in have if n not in want_nets]
             if add:
                 params["AddNetwork"] = add
-                changes += [f"add migration network {n}" for n in add]
+                changes += [Change("add", "migration network", n) for n in add]
             if remove:
                 params["RemoveNetwork"] = remove
-                changes += [f"remove migration network {n}" for n in remove]
+                changes += [Change("remove", "migration network", n) for n in remove]
             if cur.use_any_network:
                 params["UseAnyNetwork"] = False
-                changes.append("use only the migration networks (UseAnyNetworkForMigration false)")
+                changes.append(Change("set", "use any network", "true -> false (only the migration networks)"))
         if use_any_network and not cur.use_any_network:
             params["UseAnyNetwork"] = True
-            changes.append("use any network for live migration")
+            changes.append(Change("set", "use any network", "false -> true"))
         if want_perf and (cur.performance_option or "").lower() != want_perf.lower():
             params["PerformanceOption"] = want_perf
-            changes.append(f"performance option {cur.performance_option} -> {want_perf}")
+            changes.append(Change("set", "performance option", f"{cur.performance_option} -> {want_perf}"))
         if max_vm is not None and cur.max_vm_migrations != max_vm:
             params["MaxVmMigrations"] = max_vm
-            changes.append(f"simultaneous live migrations {cur.max_vm_migrations} -> {max_vm}")
+            changes.append(Change("set", "simultaneous live migrations", f"{cur.max_vm_migrations} -> {max_vm}"))
         if max_storage is not None and cur.max_storage_migrations != max_storage:
             params["MaxStorageMigrations"] = max_storage
-            changes.append(f"simultaneous storage migrations {cur.max_storage_migrations} -> {max_storage}")
+            changes.append(Change("set", "simultaneous storage migrations",
+                                  f"{cur.max_storage_migrations} -> {max_storage}"))
         warnings = []
         if (want_auth or cur.auth_type) == "CredSSP":
             warnings.append(f"{h}: {CREDSSP_WARNING}")
@@ -171,21 +162,14 @@ def migration(
             warnings.append(f"{h}: live migration may use any network, including management; name migration "
                             "networks with --networks")
         if not params or what_if:
-            return HostMigration(h, version, changed=bool(params), changes=changes, warnings=warnings, settings=cur)
+            return HostMigration(h, changes=changes, warnings=warnings, version=version, settings=cur)
         after = _settings(session.run(h, "host_migration_set", params).data)
         left = _differences(after, enable, want_auth, want_nets, use_any_network, want_perf, max_vm, max_storage)
         if left:
-            raise HvautoError(f"{h}: verify: the host reports different settings after the change: {'; '.join(left)}")
-        return HostMigration(h, version, changed=True, changes=changes, warnings=warnings, settings=after)
+            raise VerifyError(f"{h}: verify: the host reports different settings after the change: {'; '.join(left)}")
+        return HostMigration(h, changes=changes, warnings=warnings, version=version, settings=after)
 
-    group = session.fan_out(targets, one)
-    report._group = group
-    for h, outcome in group.outcomes.items():
-        if outcome.ok:
-            report.hosts[h] = outcome.value
-        elif outcome.error is not None:
-            report.errors[h] = outcome.error.to_dict()
-    report.changed = any(m.changed for m in report.hosts.values())
+    report.add(session.fan_out(targets, one), HostMigration)
     if raise_failures:
         report.raise_if_failed()
     return report

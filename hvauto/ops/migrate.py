@@ -31,9 +31,11 @@ from hvauto.errors import (
     RemoteScriptError,
     TransportError,
     ValidationError,
+    VerifyError,
 )
 from hvauto.ops import ad as ad_ops
 from hvauto.ops import vms as vm_ops
+from hvauto.results import Change
 from hvauto.session import Session
 
 SHARED_NOTHING = "shared-nothing"
@@ -78,13 +80,17 @@ class MigrationResult:
     vm: str
     vm_id: str
     mode: str
-    source: str
+    #: None when the VM was found already on ``dest`` (nothing moved, no source to name).
+    source: str | None
     dest: str
     storage_path: str | None
+    #: Whether the VM moved, or in what-if whether it would (the same ``changes`` either way).
     changed: bool
     already_done: bool = False
     what_if: bool = False
     resumed: bool = False
+    changes: list[Change] = field(default_factory=list)
+    #: How: the steps of the move, for people.
     plan: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     state: str = ""
@@ -446,11 +452,13 @@ def migrate(
         raise NotFoundError(f"VM {vm!r} is not on {source}")
     if loc.host.lower() == dest.lower():
         if _on_dest_done(loc, dest=dest, storage_path=storage_path, mode=mode):
-            return MigrationResult(vm=loc.vm.name, vm_id=loc.vm.id, mode=mode, source=source or "", dest=dest,
+            return MigrationResult(vm=loc.vm.name, vm_id=loc.vm.id, mode=mode, source=None, dest=dest,
                                    storage_path=storage_path, changed=False, already_done=True, what_if=what_if,
                                    state=loc.vm.state)
-        raise HvautoError(f"{loc.vm.name} is already on {dest}, but its storage is not under {storage_path}",
-                          hint=f"hvauto storage move {loc.vm.name} {storage_path}")
+        raise PreflightError([Problem("storage-path", f"{loc.vm.name} is already on {dest}, but its storage is not "
+                                      f"under {storage_path}", host=dest,
+                                      fix=f"hvauto storage move {loc.vm.name} {storage_path}")],
+                             what=f"migrate {loc.vm.name}")
     src_host = loc.host
     vm_name, vm_id = loc.vm.name, loc.vm.id
     dst_facts: dict[str, Any] | None = None
@@ -480,15 +488,20 @@ def migrate(
         f"verify: {vm_name} {result.state} on {dest}" + (f", disks under {storage_path}" if mode == SHARED_NOTHING
                                                          else "") + f", gone from {src_host}",
     ]
+    result.changes = [Change("move", f"VM {vm_name}", f"{src_host} -> {dest}" + (
+        f", storage to {storage_path}" if mode == SHARED_NOTHING else ""))]
     if pre.active_job is not None:
         target = str(pre.active_job.get("destination_host") or "").split(".")[0].lower()
         if target != dest.lower() or int(pre.active_job.get("migration_type") or 0) == 32769:
             going = f"to {pre.active_job.get('destination_host')}" if target else "(a storage move)"
-            raise HvautoError(f"{vm_name} is already being moved {going} on {src_host}",
-                              hint=f"`hvauto migrate --watch {vm_name}` to follow it, `hvauto migrate --cancel "
-                              f"{vm_name}` to cancel it")
+            raise PreflightError([Problem("source.active_job", f"{vm_name} is already being moved {going} on "
+                                          f"{src_host}", host=src_host,
+                                          fix=f"`hvauto migrate --watch {vm_name}` to follow it, `hvauto migrate "
+                                          f"--cancel {vm_name}` to cancel it")],
+                                 what=f"preflight of {vm_name} {src_host} -> {dest}")
         result.plan.insert(0, f"a move of {vm_name} is already running on {src_host}: watch it, start nothing")
     if what_if:
+        result.changed = not result.blocking
         return result
     if pre.active_job is None and result.blocking:
         raise PreflightError(pre.problems, what=f"preflight of {vm_name} {src_host} -> {dest}")
@@ -518,9 +531,9 @@ def migrate(
             status = session.run(src_host, "migrate_status", {"VmId": vm_id}).data
             job = pick_job(list(status.get("jobs") or []))
             if job is None and status.get("vm") is not None:
-                raise HvautoError(
+                raise type(exc)(
                     f"{src_host}: the answer to the start of the move was lost and no move of {vm_name} is visible; "
-                    "nothing was sent again", hint=f"run `hvauto migrate --shared-nothing {vm_name} {dest}` again "
+                    "nothing was sent again", sent=True, hint=f"run `hvauto migrate --shared-nothing {vm_name} {dest}` again "
                     "(its preflight will see a move that started late)") from exc
             result.resumed = True
             instance_id = str(job["instance_id"]) if job else ""
@@ -584,7 +597,7 @@ def verify(session: Session, *, vm: str, vm_id: str, source: str, dest: str, sta
     if here is not None:
         wrong.append(f"{vm} is still registered on {source}")
     if wrong:
-        raise HvautoError(f"the move of {vm} finished but does not verify: {'; '.join(wrong)}")
+        raise VerifyError(f"the move of {vm} finished but does not verify: {'; '.join(wrong)}")
     checks = [f"{vm} is registered on {dest}", f"{vm} is {there['state'] if there else state}"]
     if storage_path:
         checks.append(f"its disks are under {storage_path}")

@@ -21,14 +21,15 @@ from typing import Any
 
 from hvauto import versions
 from hvauto.errors import (
-    HvautoError,
     NotFoundError,
     PreflightError,
     Problem,
     UnknownHostError,
     ValidationError,
+    VerifyError,
 )
 from hvauto.inventory import HostConfig, Inventory
+from hvauto.results import Change
 from hvauto.session import Session
 
 EVERYONE = "S-1-1-0"
@@ -278,24 +279,31 @@ class SharePlan:
                     or self.set_encrypt_data or self.share_grant or self.share_revoke or self.folder_grant
                     or self.folder_revoke)
 
-    def steps(self, name: str, path: str) -> list[str]:
+    def changes(self, name: str, path: str) -> list[Change]:
+        """What this plan changes: what-if lists exactly these, and a real run reports them once verified."""
+        share, folder = f"share {name}", f"folder {path}"
         out = []
         if self.create_folder:
-            out.append(f"create folder {path}")
+            out.append(Change("create", folder))
         if self.create_share:
-            out.append(f"create share {name} on {path} with Full Access for "
-                       f"{', '.join(g.account for g in self.share_grant)}")
+            out.append(Change("create", share, f"on {path}, Full for {', '.join(g.account for g in self.share_grant)}"))
         else:
-            out += [f"share: grant Full to {g.account} ({g.sid})" for g in self.share_grant]
-        out += [f"share: revoke {a.account or a.sid} ({a.sid}, {a.type} {a.right})" for a in self.share_revoke]
+            out += [Change("grant", share, f"Full to {g.account} ({g.sid})") for g in self.share_grant]
+        out += [Change("revoke", share, f"{a.account or a.sid} ({a.sid}, {a.type} {a.right})") for a in self.share_revoke]
         if self.set_continuously_available:
-            out.append("share: turn continuous availability on")
+            out.append(Change("set", share, "continuous availability on"))
         if self.set_encrypt_data:
-            out.append("share: turn SMB encryption on")
-        out += [f"folder: remove {a.account or a.sid} ({a.sid}, {a.type} {a.rights})" for a in self.folder_revoke]
-        how = " (Set-SmbPathAcl copies the share ACL)" if self.use_path_acl else ""
-        out += [f"folder: Full Control for {g.account} ({g.sid}), inherited by folders and files{how}"
-                for g in self.folder_grant]
+            out.append(Change("set", share, "SMB encryption on"))
+        out += [Change("remove", folder, f"{a.account or a.sid} ({a.sid}, {a.type} {a.rights})")
+                for a in self.folder_revoke]
+        if self.use_path_acl:
+            # One Set-SmbPathAcl: the folder gets the share ACL as inherited Full Control ACEs.
+            out.append(Change("set", folder, f"ACL copied from the share (Set-SmbPathAcl): Full Control for "
+                                             f"{', '.join(g.account for g in self.folder_grant)}, inherited by "
+                                             "folders and files"))
+        else:
+            out += [Change("grant", folder, f"Full Control to {g.account} ({g.sid}), inherited by folders and files")
+                    for g in self.folder_grant]
         return out
 
     def extras(self) -> list[str]:
@@ -375,14 +383,18 @@ class ShareResult:
     server: str
     name: str
     path: str
-    changed: bool
     what_if: bool
-    steps: list[str]
-    done: list[str]
+    #: The share's changes, made (verified) or, in what-if, planned: the same list either way.
+    changes: list[Change]
     extras: list[str]
     principals: list[Grantee]
     delegation: list[Any] = field(default_factory=list)
     message: str = ""
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything changed (in what-if: would), the share or a host's delegation."""
+        return bool(self.changes) or any(d.changed for d in self.delegation)
 
 
 def wanted_accounts(inv: Inventory, hosts: Sequence[HostConfig], group: str | None, admins: Sequence[str]) -> list[str]:
@@ -440,7 +452,7 @@ def _same_path(a: str, b: str) -> bool:
 
 def _apply(session: Session, server: str, name: str, path: str, plan: SharePlan, wanted: Sequence[Wanted],
            grantees: Sequence[Grantee], *, continuously_available: bool = False,
-           encrypt_data: bool = False, revoked: Sequence[str] = ()) -> tuple[list[str], ShareState]:
+           encrypt_data: bool = False, revoked: Sequence[str] = ()) -> ShareState:
     """Run the plan in one round trip and check the state the server reads back."""
     accounts = [w.account for w in wanted]
     params = apply_params(name, path, plan, accounts, continuously_available=continuously_available,
@@ -453,9 +465,9 @@ def _apply(session: Session, server: str, name: str, path: str, plan: SharePlan,
     left += [f"folder: {a.account or a.sid}" for a in state.folder_acl if a.sid in revoked and not a.inherited]
     if not state.exists or missing or left:
         detail = "; ".join([*(f"{m} lacks Full" for m in missing), *(f"{x} still there" for x in left)])
-        raise HvautoError(f"{server}: share {name}: the change did not take: {detail or 'the share is gone'}",
+        raise VerifyError(f"{server}: share {name}: the change did not take: {detail or 'the share is gone'}",
                           hint=f"run `hvauto smb share show {name} --server {server}` to see its state")
-    return [str(c) for c in data.get("changes") or []], state
+    return state
 
 
 def _ensure(session: Session, *, name: str, server: str, path: str, wanted: list[Wanted], create: bool,
@@ -471,20 +483,18 @@ def _ensure(session: Session, *, name: str, server: str, path: str, wanted: list
                       encrypt_data=encrypt_data, path_acl_supported=_path_acl_supported(session, server),
                       report_extras=report_extras)
     real_path = state.path or path
-    result = ShareResult(server=server, name=state.name, path=real_path, changed=False, what_if=what_if,
-                         steps=plan.steps(state.name, real_path), done=[], extras=plan.extras(),
-                         principals=grantees)
+    result = ShareResult(server=server, name=state.name, path=real_path, what_if=what_if,
+                         changes=plan.changes(state.name, real_path), extras=plan.extras(), principals=grantees)
     if plan.empty:
         result.message = f"share {state.name} on {server} is already as asked: nothing to change"
         return result, state
     if what_if:
-        result.message = f"what if: {len(result.steps)} change(s) to share {state.name} on {server}; nothing changed"
+        result.message = f"what if: {len(result.changes)} change(s) to share {state.name} on {server}; nothing changed"
         return result, state
-    result.done, state = _apply(session, server, state.name, real_path, plan, wanted, grantees,
-                                continuously_available=continuously_available, encrypt_data=encrypt_data,
-                                revoked=[a.sid for a in plan.share_revoke] + [a.sid for a in plan.folder_revoke])
-    result.changed = True
-    result.message = f"share {state.name} on {server}: {len(result.done)} change(s) made"
+    state = _apply(session, server, state.name, real_path, plan, wanted, grantees,
+                   continuously_available=continuously_available, encrypt_data=encrypt_data,
+                   revoked=[a.sid for a in plan.share_revoke] + [a.sid for a in plan.folder_revoke])
+    result.message = f"share {state.name} on {server}: {len(result.changes)} change(s) made"
     return result, state
 
 
@@ -531,7 +541,6 @@ def create(session: Session, *, name: str, server: str, path: str, hosts: Sequen
                         report_extras=True)
     if not no_delegation:
         result.delegation = _delegate(session, host_cfgs, fs.name, what_if)
-        result.changed = result.changed or any(d.changed for d in result.delegation)
     return result
 
 
@@ -551,7 +560,6 @@ def grant(session: Session, *, name: str, server: str, hosts: Sequence[str], no_
                         continuously_available=False, encrypt_data=False, what_if=what_if, report_extras=False)
     if not no_delegation:
         result.delegation = _delegate(session, host_cfgs, fs.name, what_if)
-        result.changed = result.changed or any(d.changed for d in result.delegation)
     return result
 
 
@@ -579,18 +587,16 @@ def revoke(session: Session, *, name: str, server: str, hosts: Sequence[str], wh
                                       f"share {state.name} with no access entries", host=fs.name,
                                       fix=f"grant someone else first (hvauto smb share grant {state.name} ...), "
                                           f"or remove the share")], what=f"share {state.name}")
-    result = ShareResult(server=fs.name, name=state.name, path=state.path, changed=False, what_if=what_if,
-                         steps=plan.steps(state.name, state.path), done=[], extras=[], principals=[])
+    result = ShareResult(server=fs.name, name=state.name, path=state.path, what_if=what_if,
+                         changes=plan.changes(state.name, state.path), extras=[], principals=[])
     if plan.empty:
         result.message = f"share {state.name} on {fs.name}: none of these hosts has access; nothing to change"
         return result
     if what_if:
-        result.message = f"what if: {len(result.steps)} change(s) to share {state.name} on {fs.name}; nothing changed"
+        result.message = f"what if: {len(result.changes)} change(s) to share {state.name} on {fs.name}; nothing changed"
         return result
-    result.done, _ = _apply(session, fs.name, state.name, state.path, plan, wanted, [],
-                            revoked=sorted(sids))
-    result.changed = True
-    result.message = f"share {state.name} on {fs.name}: {len(result.done)} change(s) made"
+    _apply(session, fs.name, state.name, state.path, plan, wanted, [], revoked=sorted(sids))
+    result.message = f"share {state.name} on {fs.name}: {len(result.changes)} change(s) made"
     return result
 
 
@@ -621,6 +627,7 @@ class ShareView:
 def show(session: Session, *, name: str, server: str) -> ShareView:
     """Everything about a share: settings, both ACLs by account and SID, which Hyper-V hosts can use it."""
     inv = session.inventory
+    inv.host(server)  # a read command: an unknown server is "not found" (exit 4)
     problems: list[str] = []
     fs = _validate_common(inv, name, server, problems)
     if problems or fs is None:
@@ -693,11 +700,16 @@ class VmOnShare:
 class RemoveResult:
     server: str
     name: str
-    path: str
-    changed: bool
+    #: None when there is no such share.
+    path: str | None
     what_if: bool
     in_use: list[str]
     message: str
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
 
 
 def _vm_files_on(session: Session, fs: HostConfig, name: str) -> tuple[list[VmOnShare], list[str]]:
@@ -734,7 +746,7 @@ def remove(session: Session, *, name: str, server: str, force: bool = False, wha
         raise ValidationError(problems)
     state = read_share(session, fs.name, name)
     if not state.exists:
-        return RemoveResult(fs.name, name, "", False, what_if, [], f"no share named {name} on {fs.name}: nothing to do")
+        return RemoveResult(fs.name, name, None, what_if, [], f"no share named {name} on {fs.name}: nothing to do")
     on_share, unknown = _vm_files_on(session, fs, state.name)
     in_use = [f"{v.host}: VM {v.vm} uses {v.path}" for v in on_share]
     in_use += [f"{f.client or '?'} ({f.user or '?'}) has {f.path} open" for f in state.open_files]
@@ -743,12 +755,14 @@ def remove(session: Session, *, name: str, server: str, force: bool = False, wha
         raise PreflightError([Problem("in-use", text, host=fs.name,
                                       fix="move the VMs' storage off the share first (or --force)")
                               for text in in_use], what=f"removing share {state.name}")
-    result = RemoveResult(fs.name, state.name, state.path, False, what_if, in_use, "")
+    result = RemoveResult(fs.name, state.name, state.path, what_if, in_use, "")
+    change = Change("remove", f"share {state.name}", f"on {fs.name}; the folder {state.path} and its data stay")
     if what_if:
+        result.changes = [change]
         result.message = f"what if: remove share {state.name} on {fs.name} (folder {state.path} and its data stay)"
         return result
     data = session.run(fs.name, "smb_share_remove", {"Name": state.name}).data
-    result.changed = bool(data.get("removed"))
+    result.changes = [change] if data.get("removed") else []
     result.message = (f"removed share {state.name} on {fs.name}; the folder {state.path} and its data stay"
                       if result.changed else f"no share named {state.name} on {fs.name}: nothing to do")
     return result

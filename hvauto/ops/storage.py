@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ntpath
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hvauto.errors import ErrorRecord, HvautoError, RemoteScriptError, ValidationError
+from hvauto.errors import ErrorRecord, HvautoError, RemoteScriptError, ValidationError, VerifyError
 from hvauto.ops import migrate as mig
+from hvauto.results import Change
 from hvauto.session import Session
 
 
@@ -16,9 +17,11 @@ class StorageMoveResult:
     vm: str
     host: str
     path: str
+    #: Whether the files moved, or in what-if whether they would (the same ``changes`` either way).
     changed: bool
     what_if: bool = False
-    plan: str = ""
+    changes: list[Change] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     bytes_moved: int = 0
 
@@ -39,9 +42,11 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
                             bytes_moved=bytes_total)
     if disks and all(mig._under(d, path) for d in disks):
         return res
-    res.plan = (f"Move-VMStorage {loc.vm.name} on {loc.host}: {len(disks)} disk(s), "
-                f"{bytes_total / 1024**3:.1f} GiB, to {path}")
+    res.plan = [f"Move-VMStorage {loc.vm.name} on {loc.host}: {len(disks)} disk(s), "
+                f"{bytes_total / 1024**3:.1f} GiB, to {path}"]
+    res.changes = [Change("move storage", f"VM {loc.vm.name}", f"{len(disks)} disk(s) on {loc.host} to {path}")]
     if what_if:
+        res.changed = True
         return res
     started = time.monotonic()
     try:
@@ -60,7 +65,7 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
     there = status.get("vm") or {}
     outside = [d for d in there.get("disks") or [] if not mig._under(d, path)]
     if not there or outside:
-        raise HvautoError(f"the storage move of {loc.vm.name} finished but does not verify: disks outside {path}: "
+        raise VerifyError(f"the storage move of {loc.vm.name} finished but does not verify: disks outside {path}: "
                           f"{', '.join(outside) or '(VM not found)'}")
     res.changed = True
     res.elapsed_seconds = time.monotonic() - started

@@ -11,6 +11,8 @@ from typing import Any
 
 from hvauto import versions
 from hvauto.errors import PreflightError, Problem, UsageError, ValidationError
+from hvauto.ops import host_to_change
+from hvauto.results import Change, HostResult
 from hvauto.session import GroupResult, Session
 
 TYPES = {"external": "External", "internal": "Internal", "private": "Private"}
@@ -38,12 +40,11 @@ class Switch:
 
 
 @dataclass
-class SwitchChange:
-    host: str
-    name: str
-    action: str
-    changed: bool
-    message: str
+class SwitchChange(HostResult):
+    """The host's result: its one change (none when already so), and a line for people."""
+
+    name: str = ""
+    message: str = ""
 
 
 def list_on(session: Session, host: str) -> list[Switch]:
@@ -92,7 +93,7 @@ def create(session: Session, *, host: str, name: str, type: str = "external", ad
     """Create a switch unless one of that name and type exists (then say so; change nothing)."""
     adapters = list(adapter or [])
     _check_create(name, type, adapters, bandwidth_mode)
-    cfg = session.host(host)
+    cfg = host_to_change(session.inventory, host)
     kind = TYPES[type.lower()]
     known = session.known_version(cfg.name)
     if len(adapters) > 1 and known is not None and not versions.at_least(known, "2016"):
@@ -103,28 +104,29 @@ def create(session: Session, *, host: str, name: str, type: str = "external", ad
         if existing.type != kind:
             raise UsageError(f"{cfg.name}: switch {existing.name!r} exists as {existing.type}, not {kind}; "
                              "remove it first or use `hvauto fabric apply`")
-        return SwitchChange(cfg.name, existing.name, "create", False, f"switch {existing.name} already exists")
+        return SwitchChange(cfg.name, name=existing.name, message=f"switch {existing.name} already exists")
     version = session.os_version(cfg.name)
     if len(adapters) > 1 and not versions.at_least(version, "2016"):
         raise UsageError(f"{cfg.name} runs {versions.label(version)}: several adapters under one switch need Switch "
                          "Embedded Teaming (2016+); use `hvauto fabric apply` with an LBFO team spec")
     what = f"{kind} switch {name}" + (f" on {', '.join(adapters)}" if adapters else "")
+    changes = [Change("create", f"switch {name}", f"{kind}" + (f" on {', '.join(adapters)}" if adapters else ""))]
     if what_if:
-        return SwitchChange(cfg.name, name, "create", True, f"would create {what}")
+        return SwitchChange(cfg.name, changes, name=name, message=f"would create {what}")
     session.run(cfg.name, "switch_create", create_params(name=name, type=type, adapter=adapters,
                                                          management_os=management_os, bandwidth_mode=bandwidth_mode))
-    return SwitchChange(cfg.name, name, "create", True, f"created {what}")
+    return SwitchChange(cfg.name, changes, name=name, message=f"created {what}")
 
 
 def remove(session: Session, *, host: str, name: str, force: bool = False, what_if: bool = False) -> SwitchChange:
     """Remove a switch; refused while VMs are attached (unless force) or when it carries the only management path."""
     if not name.strip():
         raise ValidationError(["NAME: the switch name is empty"], what="switch")
-    cfg = session.host(host)
+    cfg = host_to_change(session.inventory, host)
     state = session.run(cfg.name, "fabric_get").data
     sw = next((s for s in state["switches"] if str(s["name"]).lower() == name.lower()), None)
     if sw is None:
-        return SwitchChange(cfg.name, name, "remove", False, f"no switch named {name}; nothing to remove")
+        return SwitchChange(cfg.name, name=name, message=f"no switch named {name}; nothing to remove")
     problems: list[Problem] = []
     attached = sorted({a["vm"] for a in state.get("vm_adapters") or [] if str(a.get("switch")).lower() == name.lower()})
     if attached and not force:
@@ -143,8 +145,10 @@ def remove(session: Session, *, host: str, name: str, force: bool = False, what_
                                 fix="bring up another management path first (hvauto fabric apply)"))
     if problems:
         raise PreflightError(problems, what="switch remove")
+    changes = [Change("remove", f"switch {sw['name']}", f"VMs disconnected: {', '.join(attached)}" if attached else "",
+                      disruptive=bool(attached))]
     if what_if:
-        return SwitchChange(cfg.name, sw["name"], "remove", True, f"would remove switch {sw['name']}")
+        return SwitchChange(cfg.name, changes, name=sw["name"], message=f"would remove switch {sw['name']}")
     session.run(cfg.name, "switch_remove", {"Name": str(sw["name"])})
     extra = f"; VMs disconnected: {', '.join(attached)}" if attached else ""
-    return SwitchChange(cfg.name, sw["name"], "remove", True, f"removed switch {sw['name']}{extra}")
+    return SwitchChange(cfg.name, changes, name=sw["name"], message=f"removed switch {sw['name']}{extra}")

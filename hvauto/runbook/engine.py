@@ -21,15 +21,26 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hvauto.errors import ConfigError, ExitCode, HvautoError, TemplateError, UsageError, ValidationError
+from hvauto.errors import (
+    ConfigError,
+    ExitCode,
+    HostOutcome,
+    HostsFailedError,
+    HvautoError,
+    RunAborted,
+    TemplateError,
+    UsageError,
+    ValidationError,
+    exit_code,
+)
 from hvauto.journal import Journal, TaskRecord
 from hvauto.remote.base import Result
+from hvauto.results import to_jsonable
 from hvauto.script import Script
 from hvauto.session import Session
 
 from . import templating
 from .loader import OMIT, Runbook, Step, _as_list, _type_ok, inventory_view, resolve_path
-from .operations import jsonable
 
 log = logging.getLogger("hvauto.runbook")
 
@@ -71,8 +82,15 @@ class RunSummary:
     message: str = ""
 
     @property
-    def exit_code(self) -> int:
-        return {"ok": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(self.state, ExitCode.ABORTED)
+    def exit_code(self) -> ExitCode:
+        """Chosen by :func:`hvauto.errors.exit_code`: aborted 11, some hosts failed 9, else 0."""
+        if self.state == "aborted":
+            return exit_code(RunAborted(self.message or f"run {self.run_id} aborted"))
+        if self.state == "partial":
+            failed = self.failed_hosts()
+            hosts = {h for s in self.steps for h in s.tasks if h != GLOBAL}
+            return exit_code(HostsFailedError({h: HostOutcome(h, h not in failed) for h in hosts}))
+        return exit_code(None)
 
     def counts(self) -> dict[str, int]:
         out = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
@@ -105,7 +123,7 @@ class RunSummary:
             "counts": self.counts(),
             "failed_hosts": self.failed_hosts(),
             "steps": [
-                {"index": s.step.index, "name": s.step.name, "op": s.step.op, "state": s.state,
+                {"step": s.step.index + 1, "name": s.step.name, "op": s.step.op, "state": s.state,
                  "hosts": {h: {"state": t.state, "changed": t.changed, "elapsed": round(t.elapsed, 3),
                                **({"error": t.error} if t.error else {})} for h, t in s.tasks.items()}}
                 for s in self.steps
@@ -343,7 +361,7 @@ class Engine:
 
         def progress(p: Any) -> None:
             # A line per quarter of each move (and per state change), not per poll.
-            data = jsonable(p)
+            data = to_jsonable(p)
             if not isinstance(data, dict):
                 return
             key = str(data.get("vm") or "")

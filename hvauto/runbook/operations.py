@@ -15,15 +15,13 @@ Adding an operation is one entry in :data:`OPERATIONS`.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hvauto.errors import HvautoError
+from hvauto.results import to_jsonable
 from hvauto.session import Session
 
 #: Option types: the YAML value a step gives, checked before any remote call.
@@ -89,27 +87,12 @@ class Operation:
         return as_result(value)
 
 
-def jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
 def as_result(value: Any) -> dict[str, Any]:
     """An operation's return value as a dict with ``changed`` (False when it does not say)."""
-    data = jsonable(value)
+    data = to_jsonable(value)
     if not isinstance(data, dict):
         data = {"value": data}
-    # Some results compute ``changed`` (a property, not a field).
-    data["changed"] = bool(getattr(value, "changed", data.get("changed", False)))
+    data["changed"] = bool(data.get("changed", False))
     return data
 
 
@@ -132,10 +115,8 @@ def _migrating(fn: Callable[..., Any], session: Session, kw: dict[str, Any], wha
 
 def _evacuate(fn: Callable[..., Any], session: Session, kw: dict[str, Any], what_if: bool) -> Any:
     result = fn(session, **_poll(kw), what_if=what_if)
-    if int(getattr(result, "exit_code", 0)) != 0:
-        # Some VMs stayed: the step failed on this host (each VM's outcome is in the message).
-        bad = [f"{v.vm} ({v.status}: {v.detail})" for v in result.vms if v.status in ("failed", "skipped")]
-        raise HvautoError(f"{kw['host']}: {len(bad)} of {len(result.vms)} VM(s) not moved: {'; '.join(bad)}")
+    # Some VMs stayed (or, in check mode, cannot be placed): the step failed on this host.
+    result.raise_if_failed()
     return result
 
 
