@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "hvauto"
 
 
@@ -53,3 +55,26 @@ def test_the_shared_target_helpers_live_in_ops_targets() -> None:
     assert delegation.check_domain_host is targets.check_domain_host
     assert smb.split_list is targets.split_list
     assert targets.split_list(["a,b", " A ", "", "c"]) == ["a", "b", "c"]
+
+
+def test_only_the_cli_imports_typer() -> None:
+    """The engine (ops, runbook, schedule, inventory ...) runs without the command line's library;
+    ruff's banned-api rule says the same (pyproject.toml, relaxed for hvauto/cli in its ruff.toml)."""
+    offenders = sorted(str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py")
+                       if (PACKAGE / "cli") not in p.parents
+                       and any(m == "typer" or m.startswith("typer.") for m in _imports(p)))
+    assert offenders == []
+
+
+def test_the_config_dir_is_where_typer_puts_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import typer
+
+    from hvauto.inventory import config_dir
+
+    monkeypatch.delenv("HVAUTO_CONFIG_DIR", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert config_dir() == Path(typer.get_app_dir("hvauto"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert config_dir() == Path(typer.get_app_dir("hvauto")) == tmp_path / "xdg" / "hvauto"
+    monkeypatch.setenv("HVAUTO_CONFIG_DIR", str(tmp_path / "mine"))
+    assert config_dir() == tmp_path / "mine"
