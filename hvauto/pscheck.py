@@ -931,6 +931,107 @@ def check_template(renderer: Any, name: str, version: str) -> list[Finding]:
     return found
 
 
+@dataclass(frozen=True)
+class SourceFinding:
+    """A finding in a template's own source file: the file, its 1-based line, and what is wrong."""
+
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def _source_line(source: list[str], rendered: str, line: int, fallback: int) -> int:
+    """The source line a rendered line came from: the first source line with the same text."""
+    lines = rendered.splitlines()
+    text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    if text:
+        for i, candidate in enumerate(source, 1):
+            if candidate.strip() == text:
+                return i
+        for i, candidate in enumerate(source, 1):
+            if candidate.strip() and (text in candidate or candidate.strip() in text):
+                return i
+    return fallback
+
+
+def _param_line(source: list[str], message: str, fallback: int) -> int:
+    """The line of the parameter a param-block finding names: its ``$Name`` or its header entry."""
+    match = re.search(r"\$(\w+)", message)
+    if match:
+        pattern = re.compile(rf"\${re.escape(match.group(1))}\b", re.I)
+    else:
+        named = re.search(r"header parameter (\w+)", message)
+        if named is None:
+            return fallback
+        pattern = re.compile(rf"^\s*{re.escape(named.group(1))}\s*:")
+    return next((i for i, text in enumerate(source, 1) if pattern.search(text)), fallback)
+
+
+def check_user_template(renderer: Any, name: str) -> list[SourceFinding]:
+    """The checks hvauto's own templates pass, for a user's template, by line of its source file.
+
+    On each version the header targets, the template renders with sample values of its declared
+    types, and its body must parse, call the reference cmdlets with the parameters of one
+    documented parameter set, use no syntax newer than that version's PowerShell, and have a
+    param() block that matches the header; its Jinja may read only the shape variables. A
+    finding in the rendered body is mapped back to the source line with the same text (else
+    the ``{% block body %}`` line). hvauto's ``_base.ps1.j2`` around the body is checked by
+    hvauto's own tests.
+    """
+    from hvauto.errors import HvautoError
+
+    meta = renderer.meta(name)
+    main_path: Path = meta.path
+    #: (file, line, message) -> the versions it was found on (None: not version-specific)
+    found: dict[tuple[Path, int, str], list[str]] = {}
+
+    def add(path: Path, line: int, message: str, version: str | None = None) -> None:
+        on = found.setdefault((path, line, message), [])
+        if version is not None and version not in on:
+            on.append(version)
+
+    sources: dict[Path, list[str]] = {}
+    for path in [main_path, *(main_path.parent / f"{name}.{v}.ps1.j2" for v in versions.OS_VERSIONS)]:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            sources[path] = text.splitlines()
+            for f in check_jinja_source(text):
+                add(path, f.line or 1, f.message)
+    if not meta.targets:
+        add(main_path, 1, "the metadata header declares no targets (Windows Server versions, e.g. [2019, 2022])")
+    header = {p: spec.type for p, spec in meta.params.items()}
+    for version in meta.targets:
+        override = main_path.parent / f"{name}.{version}.ps1.j2"
+        path = override if override in sources else main_path
+        source = sources.get(path, [])
+        body_at = next((i for i, t in enumerate(source, 1) if re.search(r"\{%-?\s*block\s+body\b", t)), 1)
+        params_at = next((i for i, t in enumerate(source, 1) if re.search(r"\{%-?\s*block\s+params\b", t)), 1)
+        try:
+            script = renderer.render(name, version, sample_params(meta))
+        except HvautoError as exc:
+            add(path, 1, f"does not render: {exc}", version)
+            continue
+        # The version's name becomes a placeholder, so one problem on several versions is one finding.
+        own = re.compile(re.escape(versions.label(version)) + r"(?! R2)")
+        for f in check_script(script.body, version):
+            add(path, _source_line(source, script.body, f.line, body_at), own.sub("{on}", f.message), version)
+        for f in check_param_block(header, script.body):
+            add(path, _param_line(source, f.message, params_at), f.message)
+    out = []
+    for (path, line, message), on in found.items():
+        names = ", ".join([versions.label(v) for v in on[:1]] + [versions.label(v).removeprefix("Windows Server ")
+                                                                  for v in on[1:]])
+        if "{on}" in message:
+            message = message.replace("{on}", names)
+        elif on and set(on) != set(meta.targets):
+            message += f" (on {names})"
+        out.append(SourceFinding(path, line, message))
+    return sorted(out, key=lambda f: (str(f.path), f.line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m hvauto.pscheck VERSION FILE...`` checks PowerShell files ('-' reads stdin);
     ``python -m hvauto.pscheck --template NAME...`` runs every template check on each version it targets.

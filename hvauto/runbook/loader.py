@@ -361,15 +361,18 @@ def _check_powershell(rb: Runbook, step: Step) -> list[str]:
     template = step.options.get("template")
     if not isinstance(template, str) or templating.is_templated(template):
         return [f"{where}: powershell: template must be a literal path (it is checked before the run)"]
-    meta, problems = custom.check(resolve_path(rb, template))
+    path = resolve_path(rb, template)
+    meta, problems = custom.check(path)
     if meta is None:
         return [f"{where}: {p}" for p in problems]
+    # The template's own problems, at its own lines (meta.path is the resolved file; say it as the runbook does).
+    code = [p.replace(str(meta.path.parent), str(path.parent), 1) if meta.path else p for p in custom.check_code(meta)]
     params = step.options.get("params") or {}
     if not isinstance(params, dict):
-        return []
+        return code
     templated = {k for k, v in params.items() if templating.is_templated(v)}
     where = rb.where("steps", step.index, "powershell", "params")
-    return [f"{where}: {p}" for p in custom.check_params(meta, params, templated=templated)]
+    return [*code, *(f"{where}: {p}" for p in custom.check_params(meta, params, templated=templated))]
 
 
 def problem_order(problem: str) -> tuple[int, str]:
