@@ -111,3 +111,8 @@ def test_runbook_schema_problems_are_file_line_and_reason(lab: Lab, body: str, l
     assert res.code == ExitCode.USAGE, res.err
     assert f"rb.yml:{line}: {needle}" in res.err, res.err
     assert lab.calls() == 0
+
+
+def test_a_missing_required_key_is_named_at_its_own_path() -> None:
+    schema = {"type": "object", "required": ["fabric", "switch"], "properties": {"fabric": {"const": 1}}}
+    assert schemas.validate(schema, {"fabric": 1}) == [(("switch",), "is required")]

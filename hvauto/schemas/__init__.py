@@ -181,7 +181,8 @@ def _explain(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> list
     if keyword == "const":
         return [(path, f"must be {json.dumps(wanted)} (got {json.dumps(value, default=str)})")]
     if keyword == "required":
-        return [(path, f"missing required key {k!r}") for k in wanted if isinstance(value, Mapping) and k not in value]
+        # At the missing key's own path (its line is its mapping's): "switch: is required".
+        return [((*path, k), "is required") for k in wanted if isinstance(value, Mapping) and k not in value]
     if keyword == "additionalProperties" and isinstance(value, Mapping) and isinstance(node, Mapping):
         props = list(node.get("properties", {}))
         patterns = [_compiled(p) for p in node.get("patternProperties", {})]
