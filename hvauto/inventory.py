@@ -228,14 +228,26 @@ class Inventory:
         return out
 
 
-def _user_defaults() -> tuple[str, dict[str, Any]]:
-    """The user's own defaults: ``<app dir>/config.toml``, table ``[defaults]``."""
-    base = os.environ.get("HVAUTO_CONFIG_DIR")
-    if base is None:
-        import typer
+def config_dir() -> Path:
+    """hvauto's user configuration directory: ``$HVAUTO_CONFIG_DIR``, else the platform's.
 
-        base = typer.get_app_dir("hvauto")
-    path = Path(base) / "config.toml"
+    The platform's is where typer's (click's) ``get_app_dir("hvauto")`` puts it (``%APPDATA%\\hvauto``,
+    ``~/Library/Application Support/hvauto``, ``$XDG_CONFIG_HOME/hvauto`` or ``~/.config/hvauto``),
+    computed here so that the engine never imports the CLI's libraries.
+    """
+    base = os.environ.get("HVAUTO_CONFIG_DIR")
+    if base is not None:
+        return Path(base)
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("APPDATA") or os.path.expanduser("~")) / "hvauto"
+    if sys.platform == "darwin":
+        return Path(os.path.expanduser("~/Library/Application Support")) / "hvauto"
+    return Path(os.environ.get("XDG_CONFIG_HOME", os.path.expanduser("~/.config"))) / "hvauto"
+
+
+def _user_defaults() -> tuple[str, dict[str, Any]]:
+    """The user's own defaults: ``<config dir>/config.toml``, table ``[defaults]``."""
+    path = config_dir() / "config.toml"
     if not path.is_file():
         return str(path), {}
     try:

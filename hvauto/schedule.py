@@ -32,20 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from hvauto.errors import ConfigError, NotFoundError, UsageError, ValidationError
+from hvauto.inventory import config_dir
 from hvauto.journal import secret_key, state_dir
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MARK = "# hvauto schedule"
 BACKENDS = ("systemd", "cron")
-
-
-def config_dir() -> Path:
-    base = os.environ.get("HVAUTO_CONFIG_DIR")
-    if base is None:
-        import typer
-
-        base = typer.get_app_dir("hvauto")
-    return Path(base)
 
 
 def schedules_dir() -> Path:

@@ -158,7 +158,7 @@ def test_unknown_command_is_usage(lab: Lab) -> None:
     ],
 )
 def test_rendered_text_passes_the_template_checks(lab: Lab, argv: list[str], version: str) -> None:
-    from . import pscheck
+    from hvauto import pscheck
 
     res = hv(*argv)
     assert res.code == 0, res.err

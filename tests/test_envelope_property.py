@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hvauto import pscheck
 from hvauto.render import Renderer, TemplateMeta
 from hvauto.script import Script
-from tests import pscheck
 
 RENDERER = Renderer()
 NAMES = [n for n in RENDERER.names() if not n.startswith("_")]

@@ -291,7 +291,7 @@ def test_weights_over_100_and_live_migration_on_management_fail_validation_with_
     ("mutate", "needles"),
     [
         (lambda d: d["switch"].update(bandwidth_mode="Fast", adapters="NIC3"),
-         ["switch.bandwidth_mode: must be one of", "switch.adapters: expected an array"]),
+         ["switch.bandwidth_mode: must be one of", "switch.adapters: expected a list, got a string"]),
         (lambda d: d.update(extra=1), ["extra: unknown key"]),
         (lambda d: d["vnics"][2].update(vlan=5000), ["vnics[2].vlan: must be at most 4094"]),
         (lambda d: d["hosts"]["hostA"]["addresses"].pop("Management"),

@@ -147,7 +147,7 @@ BAD = [
      steps:
        - vm.list: {}
          retries: many
-     """, 5, "retries: expected integer, got a string"),
+     """, 5, "retries: expected an integer, got a string"),
     ("not YAML",
      """
      name: bad
@@ -428,7 +428,7 @@ def test_assert_stops_a_host_with_its_message(lab: Lab) -> None:
     (b"name: x\x07\nsteps:\n  - vm.list: {}\n", "rb.yml:1: not valid YAML: special characters are not allowed"),
     (b"name: x\nsteps:\n  - vm.list: {}\n    name: a\n    name: b\n", "rb.yml:5: duplicate key 'name'"),
     (b"name: !!python/object:os.system x\nsteps: []\n", "could not determine a constructor"),
-    (b"- a\n- b\n", "rb.yml:1: expected object, got a list"),
+    (b"- a\n- b\n", "rb.yml:1: expected a mapping, got a list"),
     (b"", "rb.yml:1: the runbook is empty"),
     (b"name: x\nsteps:\n  - ? [a, b]\n    : 1\n", "rb.yml:3: a key must be a name"),
 ])

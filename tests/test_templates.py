@@ -1,6 +1,6 @@
 """Every hvauto template, on every Windows Server version it targets, passes the template checks.
 
-The checks live in :mod:`tests.pscheck`; the second half of this module proves that the checker
+The checks live in :mod:`hvauto.pscheck`; the second half of this module proves that the checker
 itself can fail, with PowerShell snippets it must reject and ones it must accept.
 """
 
@@ -14,10 +14,9 @@ import jinja2
 import pytest
 import yaml
 
-from hvauto import versions
+from hvauto import pscheck, versions
 from hvauto.errors import TemplateError
 from hvauto.render import _META_RE, PARAM_TYPES, Renderer
-from tests import pscheck
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_REFERENCE = REPO.parent / "shared" / "reference" / "cmdlets.json"

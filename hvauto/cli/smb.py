@@ -66,13 +66,14 @@ def create(
 ) -> None:
     """Create the share (and folder) or bring an existing one in line; a re-run changes nothing."""
     from hvauto.ops import smb
+    from hvauto.ops.targets import split_list
 
     session = get_app(ctx).session
     if render:
         # The read step; the apply step's values depend on what it finds.
         problems: list[str] = []
-        hosts_cfg = smb.expand_hosts(session.inventory, smb.split_list(hosts), problems)
-        accounts = smb.wanted_accounts(session.inventory, hosts_cfg, group, smb.split_list(admins or []))
+        hosts_cfg = smb.expand_hosts(session.inventory, split_list(hosts), problems)
+        accounts = smb.wanted_accounts(session.inventory, hosts_cfg, group, split_list(admins or []))
         _render_share(ctx, server, name, path, accounts)
         return
     result = smb.create(session, name=name, server=server, path=path, hosts=hosts, group=group, admins=admins or [],

@@ -26,7 +26,7 @@ from hvauto import versions
 from hvauto.errors import ConfigError, PreflightError, Problem, ValidationError, VerifyError
 from hvauto.inventory import HostConfig, Inventory
 from hvauto.ops import ad
-from hvauto.ops.smb import check_domain_host, split_list
+from hvauto.ops.targets import check_domain_host, split_list
 from hvauto.results import Change
 from hvauto.session import Session
 

@@ -21,13 +21,12 @@ live-migration networks. The flow, per host:
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hvauto import schemas, versions
+from hvauto import schemas, versions, yamldoc
 from hvauto.errors import PreflightError, Problem, ValidationError, VerifyError
 from hvauto.ops import hosts_to_change
 from hvauto.results import Change, HostResult, Report
@@ -279,6 +278,14 @@ def _design_problems(doc: dict[str, Any], targets: list[str]) -> tuple[list[str]
     return errors, warnings
 
 
+def _line_of_problem(lines: dict[yamldoc.Key, int], problem: str) -> int:
+    """The line of the key a design problem starts with (``vnics[1].vlan: ...``)."""
+    key: list[str | int] = []
+    for name, index in re.findall(r"\.?([^.\[\]:\s]+)|\[(\d+)\]", problem.split(": ", 1)[0]):
+        key.append(int(index) if index else name)
+    return yamldoc.line_of(lines, tuple(key))
+
+
 def load_spec(path: str | Path, *, hosts: list[str] | None = None) -> FabricSpec:
     """Read and validate a spec (no remote call); ValidationError lists every problem with key and reason."""
     where = str(path)
@@ -288,22 +295,16 @@ def load_spec(path: str | Path, *, hosts: list[str] | None = None) -> FabricSpec
         raise ValidationError([f"{where}: cannot read: {exc.strerror or exc}"], what="fabric spec") from None
     except UnicodeDecodeError:
         raise ValidationError([f"{where}: cannot read: not UTF-8 text"], what="fabric spec") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        # One line, as the runbook loader says it: FILE:LINE: what is wrong.
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise ValidationError([f"{where}{line}: not valid YAML: {exc.problem or exc}"], what="fabric spec") from None
-    except yaml.YAMLError as exc:
-        raise ValidationError([f"{where}: not valid YAML: {exc}"], what="fabric spec") from None
+    doc, lines = yamldoc.load(text, where, what="fabric spec")
     found = schemas.validate(schemas.load(SCHEMA), doc)
     if found:
-        raise ValidationError([f"{where}: {key}: {why}" for key, why in found], what="fabric spec")
+        raise ValidationError([f"{where}:{yamldoc.line_of(lines, key)}: {schemas.dotted(key)}: {why}"
+                               for key, why in sorted(found, key=lambda p: yamldoc.line_of(lines, p[0]))],
+                              what="fabric spec")
     assert isinstance(doc, dict)
     errors, warnings = _design_problems(doc, list(hosts or []))
     if errors:
-        raise ValidationError([f"{where}: {e}" for e in errors], what="fabric spec")
+        raise ValidationError([f"{where}:{_line_of_problem(lines, e)}: {e}" for e in errors], what="fabric spec")
     sw = doc["switch"]
     return FabricSpec(
         path=where,
@@ -322,7 +323,7 @@ def load_spec(path: str | Path, *, hosts: list[str] | None = None) -> FabricSpec
         prune_vnics=bool(doc.get("prune_vnics", False)),
         hosts={str(k): HostSpec(adapters=v.get("adapters"), iscsi_adapters=v.get("iscsi_adapters"),
                                 addresses=dict(v.get("addresses") or {})) for k, v in (doc.get("hosts") or {}).items()},
-        warnings=[f"{where}: {w}" for w in warnings],
+        warnings=[f"{where}:{_line_of_problem(lines, w)}: {w}" for w in warnings],
     )
 
 

@@ -15,7 +15,7 @@ CREATOR OWNER, which a folder keeps. Extras are reported; ``prune`` removes them
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +24,12 @@ from hvauto.errors import (
     NotFoundError,
     PreflightError,
     Problem,
-    UnknownHostError,
     ValidationError,
     VerifyError,
 )
 from hvauto.inventory import HostConfig, Inventory
+from hvauto.ops import delegation
+from hvauto.ops.targets import check_domain_host, split_list
 from hvauto.results import Change
 from hvauto.session import Session
 
@@ -85,35 +86,6 @@ def local_path_problems(path: str) -> list[str]:
     if len(path) > PATH_MAX:
         problems.append(f"path {path!r} is longer than {PATH_MAX} characters")
     return problems
-
-
-def split_list(values: Iterable[str] | None) -> list[str]:
-    """``--hosts a,b --hosts c`` -> [a, b, c], without blanks or repeats (case-insensitive)."""
-    out: list[str] = []
-    for value in values or []:
-        for part in value.split(","):
-            part = part.strip()
-            if part and part.lower() not in (o.lower() for o in out):
-                out.append(part)
-    return out
-
-
-def check_domain_host(inv: Inventory, name: str, problems: list[str], *, role: str | None = None,
-                      what: str = "host") -> HostConfig | None:
-    """An inventory host with a domain (a computer account) and, when asked, a role."""
-    try:
-        cfg = inv.host(name)
-    except UnknownHostError:
-        problems.append(f"unknown {what} {name!r}: not in the inventory (known: {', '.join(inv.hosts)})")
-        return None
-    if role is not None and role not in cfg.roles:
-        problems.append(f"{cfg.name} is not a Hyper-V host (its roles: {', '.join(cfg.roles) or 'none'})")
-        return None
-    if not cfg.domain:
-        problems.append(f"{cfg.name} is not in a domain (no `domain` for it in the inventory): "
-                        "only a domain computer account can be granted access or delegation")
-        return None
-    return cfg
 
 
 def expand_hosts(inv: Inventory, names: Sequence[str], problems: list[str]) -> list[HostConfig]:
@@ -500,8 +472,6 @@ def _ensure(session: Session, *, name: str, server: str, path: str, wanted: list
 
 def _delegate(session: Session, hosts: Sequence[HostConfig], server: str, what_if: bool) -> list[Any]:
     """Let each host use cifs/SERVER (short and FQDN) on the hosts' behalf: the double hop."""
-    from hvauto.ops import delegation
-
     pairs = {cfg.name: [server] for cfg in hosts}
     return delegation.grant_pairs(session, pairs, services=["cifs"], what_if=what_if)
 

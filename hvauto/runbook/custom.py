@@ -62,6 +62,17 @@ def check(path: Path) -> tuple[TemplateMeta | None, list[str]]:
         return None, [f"{path.name}: {exc}"]
 
 
+def check_code(meta: TemplateMeta) -> list[str]:
+    """The template's PowerShell under the checks hvauto's own pass (:func:`hvauto.pscheck.check_user_template`),
+    on every version its header targets: parse errors, cmdlets called with parameters of no documented
+    parameter set, syntax newer than the version's PowerShell, header and ``param()`` that differ.
+    Each is ``FILE:LINE: reason`` in the template's own file."""
+    from hvauto import pscheck
+
+    assert meta.path is not None
+    return [str(f) for f in pscheck.check_user_template(_renderer(str(meta.path.parent.resolve())), meta.name)]
+
+
 def check_params(meta: TemplateMeta, params: Mapping[str, Any], *, templated: set[str]) -> list[str]:
     """Names against the header; literal values against their declared types."""
     problems = [f"parameter {k!r} is not declared in {meta.name}'s header (declared: "

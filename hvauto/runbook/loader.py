@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from hvauto import yamldoc
 from hvauto.errors import NotFoundError, ValidationError
 from hvauto.inventory import Inventory
 
@@ -34,60 +35,8 @@ DEFAULT_FORKS = 5
 Key = tuple[str | int, ...]
 
 
-class _Marked(yaml.SafeLoader):
-    """A SafeLoader that remembers the line of every node, keyed by its path in the document."""
-
-
-def _yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> ValidationError:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{mark.line + 1}" if mark else "?"
-        return ValidationError([f"{source}:{where}: not valid YAML: {exc.problem or exc}"], what="runbook")
-    if isinstance(exc, yaml.reader.ReaderError):
-        # A character YAML does not allow (a control character, say): where it is, and which.
-        where = str(text[: exc.position].count("\n") + 1)
-        return ValidationError([f"{source}:{where}: not valid YAML: {exc.reason} (character #x{exc.character:04x})"],
-                               what="runbook")
-    return ValidationError([f"{source}:1: not valid YAML: {exc}"], what="runbook")
-
-
 def load_yaml(text: str, source: str) -> tuple[Any, dict[Key, int]]:
-    lines: dict[Key, int] = {}
-    try:
-        loader = _Marked(text)
-    except yaml.YAMLError as exc:
-        raise _yaml_problem(exc, text, source) from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, lines
-
-        def build(n: yaml.Node, path: Key) -> Any:
-            lines[path] = n.start_mark.line + 1
-            if isinstance(n, yaml.MappingNode):
-                loader.flatten_mapping(n)
-                out: dict[Any, Any] = {}
-                for k_node, v_node in n.value:
-                    key = loader.construct_object(k_node, deep=True)
-                    if not isinstance(key, (str, int, float, bool)) or isinstance(key, bool):
-                        raise ValidationError([f"{source}:{k_node.start_mark.line + 1}: a key must be a name"],
-                                              what="runbook")
-                    key = str(key)
-                    if key in out:
-                        raise ValidationError([f"{source}:{k_node.start_mark.line + 1}: duplicate key {key!r}"],
-                                              what="runbook")
-                    out[key] = build(v_node, path + (key,))
-                    lines[path + (key,)] = k_node.start_mark.line + 1
-                return out
-            if isinstance(n, yaml.SequenceNode):
-                return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-            return loader.construct_object(n, deep=True)
-
-        return build(node, ()), lines
-    except yaml.YAMLError as exc:
-        raise _yaml_problem(exc, text, source) from None
-    finally:
-        loader.dispose()
+    return yamldoc.load(text, source, what="runbook")
 
 
 @dataclass
@@ -336,6 +285,8 @@ def validate(rb: Runbook, inventory: Inventory, overrides: Mapping[str, Any], *,
 
     def targets(where_path: Key, value: Any, defined: set[str]) -> None:
         """Check a hosts value; render it when it uses only variables known now."""
+        if not isinstance(value, (str, list)):
+            return  # the schema said what is wrong with it
         used = _vars(where_path, value, defined)
         if used is None:
             return
@@ -410,15 +361,18 @@ def _check_powershell(rb: Runbook, step: Step) -> list[str]:
     template = step.options.get("template")
     if not isinstance(template, str) or templating.is_templated(template):
         return [f"{where}: powershell: template must be a literal path (it is checked before the run)"]
-    meta, problems = custom.check(resolve_path(rb, template))
+    path = resolve_path(rb, template)
+    meta, problems = custom.check(path)
     if meta is None:
         return [f"{where}: {p}" for p in problems]
+    # The template's own problems, at its own lines (meta.path is the resolved file; say it as the runbook does).
+    code = [p.replace(str(meta.path.parent), str(path.parent), 1) if meta.path else p for p in custom.check_code(meta)]
     params = step.options.get("params") or {}
     if not isinstance(params, dict):
-        return []
+        return code
     templated = {k for k, v in params.items() if templating.is_templated(v)}
     where = rb.where("steps", step.index, "powershell", "params")
-    return [f"{where}: {p}" for p in custom.check_params(meta, params, templated=templated)]
+    return [*code, *(f"{where}: {p}" for p in custom.check_params(meta, params, templated=templated))]
 
 
 def problem_order(problem: str) -> tuple[int, str]:

@@ -2,9 +2,24 @@
 
 Each entry maps a step's operation name (``vm.list``, ``migrate`` ...) to the plain function in
 :mod:`hvauto.ops` that the CLI command calls too, as ``"module:function"`` (imported only when a
-step runs, so validating a runbook or ``hvauto --help`` imports no operation code), plus the
-option schema the validator and ``hvauto runbook schema`` use. Options are named as the CLI
-command's options (``--max-migrations`` is ``max_migrations``).
+step runs, so validating a runbook or ``hvauto --help`` imports no operation code), and to that
+CLI command (``cli="smb share create"``). The operation's options, which the validator and
+``hvauto runbook schema`` use, are the command's own parameters, read from its Typer signature
+(:mod:`hvauto.cli.params`): declared once, there. Options are named as the CLI command's
+(``--max-parallel`` is ``max_parallel``, ``--from`` is ``from``), and differ from them only by
+these rules, applied in :meth:`Operation.options`:
+
+* ``--output``, ``--render`` and ``--what-if`` are not options (a run has ``--check``);
+* an operation that fans out over hosts leaves out the command's ``HOST``/``HOSTS`` argument: the
+  step's ``hosts`` (or the runbook's ``target``) gives them;
+* options named ``dest``, ``from``, ``host``, ``server``, ``source`` take a host, ``hosts`` and ``to``
+  a host or a list of them (checked against the inventory);
+* an option whose name is a Python keyword (``from``) reaches the function as the command's own
+  parameter name (``source``);
+* ``cli_skip`` / ``cli_only`` leave out or pick parameters (``migrate``'s modes), and ``cli_override``
+  changes what the command cannot say (``dest`` is optional on the command line, for ``--cancel``).
+
+Operations with no CLI command (``assert``, ``report``, ``powershell``) declare their options.
 
 Most operations act on one host at a time: ``host_option`` names the option that receives each
 target host, and the engine fans the step out over its hosts. An operation with
@@ -15,7 +30,9 @@ Adding an operation is one entry in :data:`OPERATIONS`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import keyword
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +57,28 @@ class Option:
     param: str | None = None
 
 
+#: Options that take a host, or a host or a list of hosts (see the module docstring).
+HOST_OPTIONS = frozenset({"dest", "from", "host", "server", "source"})
+HOST_LIST_OPTIONS = frozenset({"hosts", "to"})
+#: CLI options that are never runbook options.
+CLI_ONLY = frozenset({"output", "render", "what_if"})
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
     func: str
     summary: str
-    options: Mapping[str, Option] = field(default_factory=dict)
+    #: The CLI command whose parameters are this operation's options (``"smb share create"``).
+    cli: str | None = None
+    #: Options of an operation without a CLI command, or added to the command's.
+    declared: Mapping[str, Option] = field(default_factory=dict)
+    #: CLI parameters (by runbook name) that are not options of this operation.
+    cli_skip: tuple[str, ...] = ()
+    #: Only these CLI parameters (by runbook name) are options of this operation.
+    cli_only: tuple[str, ...] | None = None
+    #: Changes to an option read from the CLI (``{"dest": {"required": True}}``).
+    cli_override: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: The option that receives each target host; None: called once for the whole step.
     host_option: str | None = "host"
     #: True when the function takes a list of hosts (called with a one-host list per target).
@@ -60,6 +93,11 @@ class Operation:
     @property
     def fans_out(self) -> bool:
         return self.host_option is not None
+
+    @property
+    def options(self) -> Mapping[str, Option]:
+        """The step's options: the CLI command's parameters by the rules above, then ``declared``."""
+        return _options(self)
 
     def function(self) -> Callable[..., Any]:
         module, _, attr = self.func.partition(":")
@@ -85,6 +123,41 @@ class Operation:
         else:
             value = fn(session, **kwargs)
         return as_result(value)
+
+
+_OPTIONS: dict[str, Mapping[str, Option]] = {}
+
+
+def _options(op: Operation) -> Mapping[str, Option]:
+    if op.name in _OPTIONS:
+        return _OPTIONS[op.name]
+    out: dict[str, Option] = {}
+    if op.cli is not None:
+        from hvauto.cli.params import params
+
+        for p in params(op.cli):
+            if p.name in CLI_ONLY or p.name in op.cli_skip or (op.cli_only is not None and p.name not in op.cli_only):
+                continue
+            if op.fans_out and p.positional and p.name in ("host", "hosts"):
+                continue
+            kind = p.type
+            if p.name in HOST_LIST_OPTIONS:
+                kind = "host[]"
+            elif p.name in HOST_OPTIONS and kind == "str":
+                kind = "host"
+            opt = Option(kind, required=p.required, doc=p.doc.rstrip("."), choices=p.choices,
+                         param=p.python_name if keyword.iskeyword(p.name) else None)
+            out[p.name] = dataclasses.replace(opt, **op.cli_override.get(p.name, {}))
+    found = _OPTIONS[op.name] = {**out, **op.declared}
+    return found
+
+
+def clear_cache() -> None:
+    """Forget the options read from the CLI (a test that changes a command calls this)."""
+    _OPTIONS.clear()
+    from hvauto.cli import params
+
+    params._root.cache_clear()
 
 
 def as_result(value: Any) -> dict[str, Any]:
@@ -138,185 +211,76 @@ def _host_facts(fn: Callable[..., Any], session: Session, kw: dict[str, Any], wh
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
-        Operation(
-            "vm.list", "hvauto.ops.vms:list_on", "List the VMs on each host (hvauto vm list).",
-            {"name": Option("str[]", doc="only VMs with these exact names")},
-            changes=False, adapter=_vm_list,
-        ),
-        Operation(
-            "host.facts", "hvauto.ops.hosts:facts",
-            "A host's OS, PowerShell, memory and migration settings (hvauto host show).",
-            {}, changes=False, adapter=_host_facts,
-        ),
-        Operation(
-            "migrate", "hvauto.ops.migrate:migrate",
-            "Move a VM to another host, shared-nothing (default) or live (hvauto migrate).",
-            {
-                "vm": Option("str", required=True, doc="the VM (exact name)"),
-                "dest": Option("host", required=True, doc="destination host"),
-                "from": Option("host", param="source", doc="source host (else every Hyper-V host is asked)"),
-                "live": Option("bool", doc="live migration: the VM's storage stays on its share"),
-                "storage_path": Option("str", doc="destination folder for the VM's files"),
-                "poll_interval": Option("number", doc="seconds between progress polls"),
-            },
-            host_option=None, adapter=_migrating, progress=True,
-        ),
-        Operation(
-            "migrate.cancel", "hvauto.ops.migrate:cancel",
-            "End a VM's running migration and remove the planned VM it left (hvauto migrate --cancel).",
-            {
-                "vm": Option("str", required=True, doc="the VM (exact name)"),
-                "from": Option("host", param="source", doc="source host (else every Hyper-V host is asked)"),
-            },
-            host_option=None,
-        ),
-        Operation(
-            "storage.move", "hvauto.ops.storage:move",
-            "Move a VM's storage on its host (hvauto storage move).",
-            {
-                "vm": Option("str", required=True, doc="the VM (exact name)"),
-                "path": Option("str", required=True, doc="destination folder for all of the VM's files"),
-                "host": Option("host", doc="the VM's host (else every Hyper-V host is asked)"),
-                "poll_interval": Option("number", doc="seconds between progress polls"),
-            },
-            host_option=None, adapter=_migrating, progress=True,
-        ),
-        Operation(
-            "evacuate", "hvauto.ops.evacuate:evacuate",
-            "Move every VM off each host, within the migration limits (hvauto evacuate).",
-            {
-                "to": Option("host[]", doc="destination hosts (default: every other Hyper-V host)"),
-                "max_parallel": Option("int", doc="at most N moves at once"),
-                "poll_interval": Option("number", doc="seconds between progress polls"),
-            },
-            adapter=_evacuate, progress=True,
-        ),
-        Operation(
-            "smb.share", "hvauto.ops.smb:create",
-            "Create an SMB share for VM storage or bring it in line (hvauto smb share create).",
-            {
-                "name": Option("str", required=True, doc="the share's name"),
-                "server": Option("host", required=True, doc="the file server"),
-                "path": Option("str", required=True, doc="the folder's local path on the server"),
-                "hosts": Option("host[]", required=True, doc="Hyper-V hosts (or groups) granted Full"),
-                "group": Option("str", doc="an AD group of the hosts, granted Full too"),
-                "admins": Option("str[]", doc="admin accounts or groups"),
-                "continuously_available": Option("bool"),
-                "encrypt": Option("bool", doc="require SMB encryption"),
-                "prune": Option("bool", doc="remove principals that are not asked for"),
-                "no_delegation": Option("bool", doc="do not add cifs/SERVER delegation for the hosts"),
-            },
-            host_option=None,
-        ),
-        Operation(
-            "smb.grant", "hvauto.ops.smb:grant", "Add hosts to an existing share (hvauto smb share grant).",
-            {
-                "name": Option("str", required=True), "server": Option("host", required=True),
-                "hosts": Option("host[]", required=True), "no_delegation": Option("bool"),
-            },
-            host_option=None,
-        ),
-        Operation(
-            "smb.revoke", "hvauto.ops.smb:revoke", "Take hosts off a share (hvauto smb share revoke).",
-            {"name": Option("str", required=True), "server": Option("host", required=True),
-             "hosts": Option("host[]", required=True)},
-            host_option=None,
-        ),
-        Operation(
-            "smb.remove", "hvauto.ops.smb:remove", "Remove a share, never its folder (hvauto smb share remove).",
-            {"name": Option("str", required=True), "server": Option("host", required=True),
-             "force": Option("bool", doc="remove even while VM files are on it")},
-            host_option=None,
-        ),
-        Operation(
-            "smb.show", "hvauto.ops.smb:show", "A share's access, folder ACL and sessions (hvauto smb share show).",
-            {"name": Option("str", required=True), "server": Option("host", required=True)},
-            host_option=None, changes=False,
-        ),
-        Operation(
-            "delegation.grant", "hvauto.ops.delegation:grant",
-            "Constrained delegation for migration and SMB (hvauto delegation grant).",
-            {
-                "source": Option("host", doc="the host whose account delegates"),
-                "to": Option("host[]", doc="destination hosts"),
-                "services": Option("str[]", doc="migration, cifs (default: both)"),
-                "mesh": Option("str", doc="every ordered pair of this inventory group"),
-            },
-            host_option=None,
-        ),
-        Operation(
-            "delegation.revoke", "hvauto.ops.delegation:revoke", "Remove delegation entries (hvauto delegation revoke).",
-            {"source": Option("host", required=True), "to": Option("host[]", required=True),
-             "services": Option("str[]")},
-            host_option=None,
-        ),
-        Operation(
-            "delegation.show", "hvauto.ops.delegation:show", "A host's delegation entries (hvauto delegation show).",
-            {}, changes=False,
-        ),
-        Operation(
-            "host.migration", "hvauto.ops.hostsettings:migration",
-            "Live-migration settings, only those given (hvauto host migration).",
-            {
-                "enable": Option("bool", doc="enable (true) or disable (false) live migration"),
-                "auth": Option("str", choices=("kerberos", "credssp"), doc="authentication for live migration"),
-                "networks": Option("str[]", doc="migration networks (CIDR); only these are used"),
-                "use_any_network": Option("bool", doc="let live migration use any network"),
-                "performance": Option("str", choices=("tcpip", "compression", "smb"), doc="transport (2012 R2+)"),
-                "max_vm": Option("int", doc="simultaneous live migrations"),
-                "max_storage": Option("int", doc="simultaneous storage migrations"),
-            },
-            adapter=_each_host,
-        ),
-        Operation(
-            "fabric.apply", "hvauto.ops.fabric:apply",
-            "Bring each host's network fabric to a spec: switch, team, vNICs, VLANs (hvauto fabric apply).",
-            {
-                "spec": Option("path", required=True, doc="the fabric spec (YAML), relative to the runbook"),
-                "force": Option("bool", doc="allow re-creating a switch that has VMs attached"),
-            },
-        ),
-        Operation(
-            "fabric.plan", "hvauto.ops.fabric:plan", "What fabric.apply would change on each host (hvauto fabric plan).",
-            {"spec": Option("path", required=True), "force": Option("bool")},
-            changes=False,
-        ),
-        Operation(
-            "switch.list", "hvauto.ops.switches:list_on", "Each host's virtual switches (hvauto switch list).",
-            {}, changes=False, adapter=_switch_list,
-        ),
-        Operation(
-            "switch.create", "hvauto.ops.switches:create",
-            "A virtual switch, unless one of that name and type exists (hvauto switch create).",
-            {
-                "name": Option("str", required=True, doc="switch name (exact)"),
-                "type": Option("str", choices=("external", "internal", "private")),
-                "adapter": Option("str[]", doc="physical adapter(s) (external; several for SET on 2016+)"),
-                "management_os": Option("bool", doc="share the uplink with the host (external)"),
-                "bandwidth_mode": Option("str", choices=("absolute", "weight", "none", "default")),
-            },
-        ),
-        Operation(
-            "switch.remove", "hvauto.ops.switches:remove",
-            "Remove a virtual switch; refused while VMs are attached unless force (hvauto switch remove).",
-            {"name": Option("str", required=True), "force": Option("bool", doc="remove even with VMs attached")},
-        ),
+        Operation("vm.list", "hvauto.ops.vms:list_on", "List the VMs on each host (hvauto vm list).",
+                  cli="vm list", changes=False, adapter=_vm_list),
+        Operation("host.facts", "hvauto.ops.hosts:facts",
+                  "A host's OS, PowerShell, memory and migration settings (hvauto host show).",
+                  cli="host show", changes=False, adapter=_host_facts),
+        Operation("migrate", "hvauto.ops.migrate:migrate",
+                  "Move a VM to another host, shared-nothing (default) or live (hvauto migrate).",
+                  cli="migrate", cli_skip=("shared_nothing", "cancel", "watch"),
+                  cli_override={"dest": {"required": True}},
+                  host_option=None, adapter=_migrating, progress=True),
+        Operation("migrate.cancel", "hvauto.ops.migrate:cancel",
+                  "End a VM's running migration and remove the planned VM it left (hvauto migrate --cancel).",
+                  cli="migrate", cli_only=("vm", "from"), host_option=None),
+        Operation("storage.move", "hvauto.ops.storage:move", "Move a VM's storage on its host (hvauto storage move).",
+                  cli="storage move", host_option=None, adapter=_migrating, progress=True),
+        Operation("evacuate", "hvauto.ops.evacuate:evacuate",
+                  "Move every VM off each host, within the migration limits (hvauto evacuate).",
+                  cli="evacuate", adapter=_evacuate, progress=True),
+        Operation("smb.share", "hvauto.ops.smb:create",
+                  "Create an SMB share for VM storage or bring it in line (hvauto smb share create).",
+                  cli="smb share create", host_option=None),
+        Operation("smb.grant", "hvauto.ops.smb:grant", "Add hosts to an existing share (hvauto smb share grant).",
+                  cli="smb share grant", host_option=None),
+        Operation("smb.revoke", "hvauto.ops.smb:revoke", "Take hosts off a share (hvauto smb share revoke).",
+                  cli="smb share revoke", host_option=None),
+        Operation("smb.remove", "hvauto.ops.smb:remove", "Remove a share, never its folder (hvauto smb share remove).",
+                  cli="smb share remove", host_option=None),
+        Operation("smb.show", "hvauto.ops.smb:show", "A share's access, folder ACL and sessions (hvauto smb share show).",
+                  cli="smb share show", host_option=None, changes=False),
+        Operation("delegation.grant", "hvauto.ops.delegation:grant",
+                  "Constrained delegation for migration and SMB (hvauto delegation grant).",
+                  cli="delegation grant", host_option=None),
+        Operation("delegation.revoke", "hvauto.ops.delegation:revoke",
+                  "Remove delegation entries (hvauto delegation revoke).",
+                  cli="delegation revoke", cli_override={"to": {"required": True}}, host_option=None),
+        Operation("delegation.show", "hvauto.ops.delegation:show", "A host's delegation entries (hvauto delegation show).",
+                  cli="delegation show", changes=False),
+        Operation("host.migration", "hvauto.ops.hostsettings:migration",
+                  "Live-migration settings, only those given (hvauto host migration).",
+                  # The command line takes CIDR,CIDR; a runbook gives a list too.
+                  cli="host migration", cli_override={"networks": {"type": "str[]"}}, adapter=_each_host),
+        Operation("fabric.apply", "hvauto.ops.fabric:apply",
+                  "Bring each host's network fabric to a spec: switch, team, vNICs, VLANs (hvauto fabric apply).",
+                  cli="fabric apply"),
+        Operation("fabric.plan", "hvauto.ops.fabric:plan", "What fabric.apply would change on each host (hvauto fabric plan).",
+                  cli="fabric plan", changes=False),
+        Operation("switch.list", "hvauto.ops.switches:list_on", "Each host's virtual switches (hvauto switch list).",
+                  cli="switch list", changes=False, adapter=_switch_list),
+        Operation("switch.create", "hvauto.ops.switches:create",
+                  "A virtual switch, unless one of that name and type exists (hvauto switch create).",
+                  cli="switch create"),
+        Operation("switch.remove", "hvauto.ops.switches:remove",
+                  "Remove a virtual switch; refused while VMs are attached unless force (hvauto switch remove).",
+                  cli="switch remove"),
         Operation(
             "assert", "hvauto.runbook.builtin:check",
             "Stop a host here unless a condition holds, e.g. that: \"{{ facts.hosts[host].vm_count == 0 }}\".",
-            {"that": Option("bool", required=True, doc="a condition, rendered per host"),
-             "message": Option("str", doc="what it means when it does not hold")},
+            declared={"that": Option("bool", required=True, doc="a condition, rendered per host"),
+                      "message": Option("str", doc="what it means when it does not hold")},
             changes=False,
         ),
         Operation(
             "report", "hvauto.runbook.builtin:report",
             "A line for the run's summary, rendered per host (no remote call).",
-            {"message": Option("str", required=True)}, changes=False,
+            declared={"message": Option("str", required=True)}, changes=False,
         ),
         Operation(
             "powershell", "hvauto.runbook.custom:run_template",
             "Run your own .ps1.j2 template (values bound as parameters, one JSON result).",
-            {
+            declared={
                 "template": Option("path", required=True, doc="the .ps1.j2 file, relative to the runbook"),
                 "params": Option("map", doc="values for the template's declared parameters"),
             },

@@ -6,14 +6,15 @@ This module finds those mistakes before anything is sent, from the text alone:
 
 * the script parses (tree-sitter-powershell) after folding typographic quotes and dashes the way
   PowerShell's own tokenizer does (``‘x’`` is a string and ``–Name`` a parameter to PowerShell);
-* every cmdlet of the reference (``tests/reference/cmdlets.json``: the documented parameter sets of
-  52 cmdlets per Windows Server version) exists on that version and is called with full parameter
-  names (or documented aliases) that exist together in ONE of its parameter sets, with no more
-  positional arguments than that set takes, with that set's mandatory parameters given (by name,
-  by position, or from the pipeline when the command is piped), and without splatting, which
-  would hide the names; common parameters are allowed by the PowerShell that has them
-  (PipelineVariable 4.0, InformationAction/InformationVariable 5.0), WhatIf/Confirm only where
-  the cmdlet's documentation lists them;
+* every cmdlet of the reference (``hvauto/reference/cmdlets.json`` in the wheel, ``tests/reference/``
+  in a source checkout: the documented parameter sets of 52 cmdlets per Windows Server version)
+  exists on that version and is called with full parameter names (or documented aliases) that
+  exist together in ONE of its parameter sets, with no more positional arguments than that set
+  takes, with that set's mandatory parameters given (by name, by position, or from the pipeline
+  when the command is piped), and without splatting, which would hide the names; common
+  parameters are allowed by the PowerShell that has them (PipelineVariable 4.0,
+  InformationAction/InformationVariable 5.0), WhatIf/Confirm only where the cmdlet's
+  documentation lists them;
 * no syntax newer than the version's Windows PowerShell (3.0 on 2012, 4.0 on 2012 R2, 5.1 later):
   never ``??``, ``?.``, ``?[``, ternary, ``&&``/``||`` or ``clean {}`` (PowerShell 7), and below 5.0
   no ``class``/``enum``, ``using namespace``/``using module`` or ``::new()``; no PowerShell 6+
@@ -23,12 +24,12 @@ This module finds those mistakes before anything is sent, from the text alone:
 :func:`check_script` is the entry point; it returns :class:`Finding` objects (empty list: clean).
 The helpers for template-level checks (:func:`script_parameters`, :func:`check_param_block`,
 :func:`check_jinja_source`, :func:`structure`, :func:`envelope_literal`) are reused by the template
-tests and are meant for a validator of users' own templates.
+tests and by ``hvauto runbook validate`` for users' own templates (:func:`check_user_template`).
 
 What is deliberately not checked: commands outside the reference (Get-VHD, Where-Object, ...)
 other than the JSON cmdlets, and parameter value types.
 
-Command line: ``python -m tests.pscheck 2012r2 script.ps1`` or ``python -m tests.pscheck --template NAME``.
+Command line: ``python -m hvauto.pscheck 2012r2 script.ps1`` or ``python -m hvauto.pscheck --template NAME``.
 """
 
 from __future__ import annotations
@@ -39,17 +40,25 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import jinja2
-import jinja2.meta
-import jinja2.nodes
-import tree_sitter
-import tree_sitter_powershell
+from typing import TYPE_CHECKING, Any
 
 from hvauto import versions
 
-REFERENCE_PATH = Path(__file__).resolve().parent / "reference" / "cmdlets.json"
+if TYPE_CHECKING:  # imported when a check runs: importing the checker stays cheap
+    import jinja2
+    import tree_sitter
+
+
+def reference_path(here: Path | None = None) -> Path:
+    """The cmdlet reference: ``hvauto/reference/cmdlets.json`` in the wheel, ``tests/reference/`` in a checkout.
+
+    ``here`` is the package directory (this module's, unless a test says otherwise)."""
+    here = here or Path(__file__).resolve().parent
+    candidates = (here / "reference" / "cmdlets.json", here.parent / "tests" / "reference" / "cmdlets.json")
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+REFERENCE_PATH = reference_path()
 
 #: The Jinja context of a template holds only these (see hvauto.render.Renderer.render).
 SHAPE_VARIABLES = frozenset({"version", "ps_version", "meta", "template_name"})
@@ -132,6 +141,9 @@ def fold_typography(text: str) -> str:
 
 @functools.cache
 def _parser() -> tree_sitter.Parser:
+    import tree_sitter
+    import tree_sitter_powershell
+
     return tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 
 
@@ -779,6 +791,10 @@ def check_param_block(header: Mapping[str, str], text: str) -> list[Finding]:
 
 def check_jinja_source(source: str, env: jinja2.Environment | None = None) -> list[Finding]:
     """A template's Jinja may read only shape variables: every expression is scanned statically."""
+    import jinja2
+    import jinja2.meta
+    import jinja2.nodes
+
     env = env or jinja2.Environment()
     try:
         ast = env.parse(source)
@@ -917,33 +933,148 @@ def check_template(renderer: Any, name: str, version: str) -> list[Finding]:
     return found
 
 
+@dataclass(frozen=True)
+class SourceFinding:
+    """A finding in a template's own source file: the file, its 1-based line, and what is wrong."""
+
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def _source_line(source: list[str], rendered: str, line: int, fallback: int) -> int:
+    """The source line a rendered line came from: the first source line with the same text."""
+    lines = rendered.splitlines()
+    text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    if text:
+        for i, candidate in enumerate(source, 1):
+            if candidate.strip() == text:
+                return i
+        for i, candidate in enumerate(source, 1):
+            if candidate.strip() and (text in candidate or candidate.strip() in text):
+                return i
+    return fallback
+
+
+def _param_line(source: list[str], message: str, fallback: int) -> int:
+    """The line of the parameter a param-block finding names: its ``$Name`` or its header entry."""
+    match = re.search(r"\$(\w+)", message)
+    if match:
+        pattern = re.compile(rf"\${re.escape(match.group(1))}\b", re.I)
+    else:
+        named = re.search(r"header parameter (\w+)", message)
+        if named is None:
+            return fallback
+        pattern = re.compile(rf"^\s*{re.escape(named.group(1))}\s*:")
+    return next((i for i, text in enumerate(source, 1) if pattern.search(text)), fallback)
+
+
+def check_user_template(renderer: Any, name: str) -> list[SourceFinding]:
+    """The checks hvauto's own templates pass, for a user's template, by line of its source file.
+
+    On each version the header targets, the template renders with sample values of its declared
+    types, and its body must parse, call the reference cmdlets with the parameters of one
+    documented parameter set, use no syntax newer than that version's PowerShell, and have a
+    param() block that matches the header; its Jinja may read only the shape variables. A
+    finding in the rendered body is mapped back to the source line with the same text (else
+    the ``{% block body %}`` line). hvauto's ``_base.ps1.j2`` around the body is checked by
+    hvauto's own tests.
+    """
+    from hvauto.errors import HvautoError
+
+    meta = renderer.meta(name)
+    main_path: Path = meta.path
+    #: (file, line, message) -> the versions it was found on (None: not version-specific)
+    found: dict[tuple[Path, int, str], list[str]] = {}
+
+    def add(path: Path, line: int, message: str, version: str | None = None) -> None:
+        on = found.setdefault((path, line, message), [])
+        if version is not None and version not in on:
+            on.append(version)
+
+    sources: dict[Path, list[str]] = {}
+    for path in [main_path, *(main_path.parent / f"{name}.{v}.ps1.j2" for v in versions.OS_VERSIONS)]:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            sources[path] = text.splitlines()
+            for f in check_jinja_source(text):
+                add(path, f.line or 1, f.message)
+    if not meta.targets:
+        add(main_path, 1, "the metadata header declares no targets (Windows Server versions, e.g. [2019, 2022])")
+    header = {p: spec.type for p, spec in meta.params.items()}
+    for version in meta.targets:
+        override = main_path.parent / f"{name}.{version}.ps1.j2"
+        path = override if override in sources else main_path
+        source = sources.get(path, [])
+        body_at = next((i for i, t in enumerate(source, 1) if re.search(r"\{%-?\s*block\s+body\b", t)), 1)
+        params_at = next((i for i, t in enumerate(source, 1) if re.search(r"\{%-?\s*block\s+params\b", t)), 1)
+        try:
+            script = renderer.render(name, version, sample_params(meta))
+        except HvautoError as exc:
+            add(path, 1, f"does not render: {exc}", version)
+            continue
+        # The version's name becomes a placeholder, so one problem on several versions is one finding.
+        own = re.compile(re.escape(versions.label(version)) + r"(?! R2)")
+        for f in check_script(script.body, version):
+            add(path, _source_line(source, script.body, f.line, body_at), own.sub("{on}", f.message), version)
+        for f in check_param_block(header, script.body):
+            add(path, _param_line(source, f.message, params_at), f.message)
+    out = []
+    for (path, line, message), on in found.items():
+        names = ", ".join([versions.label(v) for v in on[:1]] + [versions.label(v).removeprefix("Windows Server ")
+                                                                  for v in on[1:]])
+        if "{on}" in message:
+            message = message.replace("{on}", names)
+        elif on and set(on) != set(meta.targets):
+            message += f" (on {names})"
+        out.append(SourceFinding(path, line, message))
+    return sorted(out, key=lambda f: (str(f.path), f.line))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.pscheck VERSION FILE...`` checks PowerShell files ('-' reads stdin);
-    ``python -m tests.pscheck --template NAME...`` runs every template check on each version it targets."""
+    """``python -m hvauto.pscheck VERSION FILE...`` checks PowerShell files ('-' reads stdin);
+    ``python -m hvauto.pscheck --template NAME...`` runs every template check on each version it targets.
+
+    Exit 0 when clean, 1 with findings (one per line), 2 on bad input (one line, no traceback)."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m tests.pscheck", description=main.__doc__)
+    from hvauto.errors import HvautoError
+
+    parser = argparse.ArgumentParser(prog="python -m hvauto.pscheck", description=main.__doc__)
     parser.add_argument("--template", action="store_true", help="the arguments are template names")
     parser.add_argument("args", nargs="+", metavar="ARG")
     ns = parser.parse_args(argv)
     problems = 0
-    if ns.template:
-        from hvauto.render import Renderer
+    try:
+        if ns.template:
+            from hvauto.render import Renderer
 
-        renderer = Renderer()
-        for name in ns.args:
-            for version in renderer.meta(name).targets:
-                for finding in check_template(renderer, name, version):
-                    print(f"{name} ({version}) {finding}")
+            renderer = Renderer()
+            for name in ns.args:
+                for version in renderer.meta(name).targets:
+                    for finding in check_template(renderer, name, version):
+                        print(f"{name} ({version}) {finding}")
+                        problems += 1
+        else:
+            version, *paths = ns.args
+            version = versions.normalize(version)
+            if not paths:
+                parser.error("give one or more files to check after the version ('-' reads stdin)")
+            for path in paths:
+                try:
+                    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise HvautoError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+                for finding in check_script(text, version):
+                    print(f"{path}:{finding}")
                     problems += 1
-    else:
-        version, *paths = ns.args
-        for path in paths:
-            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-            for finding in check_script(text, version):
-                print(f"{path}:{finding}")
-                problems += 1
+    except HvautoError as exc:
+        print(f"pscheck: error: {exc}", file=sys.stderr)
+        return 2
     return 1 if problems else 0
 
 
