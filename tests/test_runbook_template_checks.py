@@ -24,10 +24,6 @@ BAD = [
      "Get-VM on Windows Server 2016, 2019, 2022, 2025: no parameter set has all of -Name, -Id"),
     ("newer syntax", "    $before = [string]$vm.Notes", "    $before = $vm.Notes ?? ''",
      "null-coalescing operator ?? needs PowerShell 7.0"),
-    ("header type differs from param()", "    [string] $Note = '',", "    [int] $Note = 0,",
-     "$Note is [int] in param() but string in the header"),
-    ("param() variable not in the header", "    [switch] $WhatIf", "    [switch] $WhatIf,\n    [string] $Colour",
-     "param() variable $Colour is not declared in the header"),
 ]
 
 
@@ -66,6 +62,26 @@ def test_a_bad_template_is_reported_at_its_own_line(lab: Lab, case: str, old: st
     assert any(f"site-templates/vm_note.ps1.j2:{line}: " in p for p in found), res.err
     assert "Traceback" not in res.err
     assert lab.calls() == 0
+
+
+#: Header mistakes: the template as a whole is refused (named in the runbook's problem line).
+HEADER_BAD = [
+    ("its own param() block", '{% extends "_base.ps1.j2" %}\n',
+     '{% extends "_base.ps1.j2" %}\n{% block params %}\n    [int] $Note = 0\n{% endblock %}\n',
+     "the param() block is generated from the header's params"),
+    ("the old idempotent key", "safe_to_resend: true\n", "idempotent: true\n",
+     "'idempotent' is now two keys"),
+]
+
+
+@pytest.mark.parametrize(("case", "old", "new", "needle"), HEADER_BAD, ids=[b[0] for b in HEADER_BAD])
+def test_a_bad_header_is_refused_naming_the_template(lab: Lab, case: str, old: str, new: str, needle: str) -> None:
+    assert old in TEMPLATE
+    _write(lab, TEMPLATE.replace(old, new, 1))
+    res = hv("runbook", "validate", "rb.yml")
+    assert res.code == ExitCode.USAGE, (case, res.err)
+    assert any(needle in p and "vm_note" in p for p in res.err.splitlines()), res.err
+    assert "Traceback" not in res.err and lab.calls() == 0
 
 
 def test_a_parameter_only_newer_versions_have_is_reported_for_the_older_targets(lab: Lab) -> None:
