@@ -71,7 +71,7 @@ class Session:
         credentials: CredentialProvider | None = None,
         retry: RetryPolicy | None = None,
         renderer: Renderer | None = None,
-        max_workers: int = 8,
+        max_workers: int = 64,
         observers: Iterable[Observer] = (),
     ) -> None:
         self.inventory = inventory
@@ -93,13 +93,23 @@ class Session:
         self.close()
 
     def close(self) -> None:
+        """Close every host's transport, concurrently: one slow Delete must not hold up the others."""
         with self._lock:
             transports, self._transports = list(self._transports.values()), {}
-        for t in transports:
+
+        def close_one(t: Transport) -> None:
             try:
                 t.close()
             except Exception:  # noqa: BLE001 - closing must not mask the command's own outcome
                 log.debug("closing %s failed", t.host, exc_info=True)
+
+        if len(transports) <= 1:
+            for t in transports:
+                close_one(t)
+            return
+        with ThreadPoolExecutor(max_workers=min(len(transports), self.max_workers),
+                                thread_name_prefix="hvauto-close") as pool:
+            list(pool.map(close_one, transports))
 
     # -- hosts -------------------------------------------------------------------------------------
     def host(self, name: str) -> HostConfig:

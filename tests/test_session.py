@@ -106,3 +106,26 @@ def test_observers_hear_every_call(lab: Lab) -> None:
     with lab.session(observers=[Obs()]) as session:
         session.run("hostA", "vm_list")
     assert heard == [("hostA", "vm_list", False), ("hostA", "vm_list", True)]
+
+
+def test_close_closes_every_host_concurrently(lab: Lab) -> None:
+    """Closing is not a sequential tail: three transports that each wait for the other two all close."""
+    barrier = threading.Barrier(3, timeout=5)
+    closed: list[str] = []
+
+    class Waiting:
+        def __init__(self, host: str) -> None:
+            self.host = host
+
+        def run(self, *a: object, **kw: object) -> None:  # pragma: no cover - never run here
+            raise AssertionError
+
+        def close(self) -> None:
+            barrier.wait()  # broken (and never appended) if the others are not closing at the same time
+            closed.append(self.host)
+
+    session = lab.session()
+    session._transports = {h: Waiting(h) for h in ("hostA", "hostB", "hv12")}  # type: ignore[misc]
+    session.close()
+    assert sorted(closed) == ["hostA", "hostB", "hv12"]
+    assert session._transports == {}
