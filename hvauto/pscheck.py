@@ -886,10 +886,17 @@ SAMPLE_VALUES: dict[str, Any] = {
 }
 
 
+def _sample(spec: Any) -> Any:
+    if spec.type.startswith("object"):
+        one = {k: SAMPLE_VALUES[t] for k, t in spec.fields.items()}
+        return [one] if spec.type.endswith("[]") else one
+    return SAMPLE_VALUES[spec.type]
+
+
 def sample_params(meta: Any, *, required_only: bool = False) -> dict[str, Any]:
     """Sample values for a template's declared params (``hvauto.render.TemplateMeta``)."""
     return {
-        name: SAMPLE_VALUES[spec.type] for name, spec in meta.params.items() if spec.required or not required_only
+        name: _sample(spec) for name, spec in meta.params.items() if spec.required or not required_only
     }
 
 

@@ -51,14 +51,19 @@ _BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
-def _required(kind: str) -> st.SearchStrategy[Any]:
-    """A Mandatory parameter refuses '' and @() (PowerShell's binder, and so the renderer)."""
-    return _BY_TYPE[kind].filter(lambda v: v not in ("", []))
+def _objects(spec: Any) -> st.SearchStrategy[Any]:
+    one = st.fixed_dictionaries({k: _BY_TYPE[t] for k, t in spec.fields.items()})
+    return st.lists(one, max_size=3) if spec.type.endswith("[]") else one
+
+
+def _strategy(spec: Any) -> st.SearchStrategy[Any]:
+    return _objects(spec) if spec.type.startswith("object") else _BY_TYPE[spec.type]
 
 
 def _values(meta: TemplateMeta) -> st.SearchStrategy[dict[str, Any]]:
-    required = {n: _required(s.type) for n, s in meta.params.items() if s.required}
-    optional = {n: _BY_TYPE[s.type] for n, s in meta.params.items() if not s.required}
+    # A Mandatory parameter refuses '' and @() (PowerShell's binder, and so the renderer).
+    required = {n: _strategy(s).filter(lambda v: v not in ("", [])) for n, s in meta.params.items() if s.required}
+    optional = {n: _strategy(s) for n, s in meta.params.items() if not s.required}
     return st.fixed_dictionaries(required, optional=optional)
 
 
@@ -76,14 +81,15 @@ def _decoded_envelope(text: str) -> Any:
     return json.loads(base64.b64decode(payload, validate=True).decode("utf-8"))
 
 
-def _strings_in(values: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    for value in values.values():
-        if isinstance(value, str):
-            found.append(value)
-        elif isinstance(value, list):
-            found.extend(v for v in value if isinstance(v, str))
-    return found
+def _strings_in(values: Any) -> list[str]:
+    """Every string in a parameter value, also inside lists and object parameters."""
+    if isinstance(values, str):
+        return [values]
+    if isinstance(values, dict):
+        values = list(values.values())
+    if isinstance(values, list):
+        return [s for v in values for s in _strings_in(v)]
+    return []
 
 
 @pytest.mark.parametrize("name", NAMES)

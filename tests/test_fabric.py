@@ -148,7 +148,7 @@ def test_the_lab_refuses_a_switch_on_an_lbfo_team_on_2022_with_hyperv_s_message(
          "'NIC1' is already bound to switch External"),
         ({"TeamName": "T", "TeamMembers": ["NIC1", "NIC2"]}, "'NIC1' to team 'T': it is bound to switch External"),
         ({"SwitchName": "External", "DefaultFlowWeight": 20}, "uses the Absolute minimum bandwidth mode"),
-        ({"SwitchName": "External", "WeightVnic": ["External"], "WeightValue": [10]},
+        ({"SwitchName": "External", "Weights": [{"Vnic": "External", "Weight": 10}]},
          "cannot be changed afterwards"),
         ({"SwitchName": "S", "CreateSwitch": True, "SwitchAdapters": ["NIC3", "NIC9"], "EmbeddedTeaming": True},
          "'NIC9'"),
@@ -437,7 +437,7 @@ def test_the_lock_out_guard_stops_the_script_before_the_old_path_goes(lab: Lab) 
     before = lab.store.snapshot()
     res = lab.session().run("hostA", "fabric_apply", {
         "SwitchName": "External", "ManagementVnic": "External", "ManagementAddress": "10.0.0.99",
-        "DropIpVnic": ["External"], "DropIpAddress": ["10.0.0.21"]}, check=False)
+        "DropAddresses": [{"Vnic": "External", "Address": "10.0.0.21"}]}, check=False)
     assert not res.ok
     assert "not up on vEthernet (External)" in res.errors[0].message
     assert "old management path was left in place" in res.errors[0].message

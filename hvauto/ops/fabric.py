@@ -631,7 +631,7 @@ def compute_plan(spec: FabricSpec, host: str, version: str, state: dict[str, Any
     if weights:
         # Decreases first, so the running sum never passes 100 on the way.
         weights.sort(key=lambda w: (w[1] - w[2] > 0, w[0].lower()))
-        plan.params.update(WeightVnic=[w[0] for w in weights], WeightValue=[w[1] for w in weights])
+        plan.params["Weights"] = [{"Vnic": w[0], "Weight": w[1]} for w in weights]
     # List the changes in the order fabric_apply makes them.
     weight_rank = {w[0].lower(): i for i, w in enumerate(weights)}
     plan.changes.sort(key=lambda c: (APPLY_ORDER.index(c.action),
@@ -641,14 +641,13 @@ def compute_plan(spec: FabricSpec, host: str, version: str, state: dict[str, Any
     if add_vnic:
         plan.params["AddVnic"] = add_vnic
     if vlans:
-        plan.params.update(VlanVnic=[v[0] for v in vlans], VlanId=[v[1] for v in vlans])
+        plan.params["Vlans"] = [{"Vnic": v[0], "VlanId": v[1]} for v in vlans]
     if ips:
-        plan.params.update(IpVnic=[i[0] for i in ips], IpAddress=[i[1] for i in ips], IpPrefix=[i[2] for i in ips],
-                           IpGateway=[i[3] for i in ips])
+        plan.params["Addresses"] = [{"Vnic": i[0], "Address": i[1], "Prefix": i[2], "Gateway": i[3]} for i in ips]
     if new_mgmt and mv is not None and plan.changes:
         plan.params.update(ManagementVnic=mv.name, ManagementAddress=str(ipaddress.IPv4Interface(new_mgmt).ip))
     if drops:
-        plan.params.update(DropIpVnic=[d[0] for d in drops], DropIpAddress=[d[1] for d in drops])
+        plan.params["DropAddresses"] = [{"Vnic": d[0], "Address": d[1]} for d in drops]
     if prune:
         plan.params["PruneVnic"] = prune
     return plan

@@ -336,7 +336,8 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
                                            "switch": sw["name"], "weight": None, "vlan": None, "addresses": [],
                                            "gateway": None}, host=host)
         steps.append(f"added host vNIC {name}")
-    for name, weight in zip(p.get("WeightVnic") or [], p.get("WeightValue") or [], strict=False):
+    for row in p.get("Weights") or []:
+        name, weight = row["Vnic"], row["Weight"]
         v = _vnic_or_fail(call, name, "SetVMNetworkAdapter")
         _require_weight_mode(_switch_or_fail(call, v["switch"], "SetVMNetworkAdapter"),
                              "MinimumBandwidthWeight", "SetVMNetworkAdapter")
@@ -356,7 +357,8 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
         sw["default_flow_weight"] = dfw
         est.put("switch", sw["key"], sw, host=host)
         steps.append(f"default-flow weight of {switch_name} set to {dfw}")
-    for name, vlan in zip(p.get("VlanVnic") or [], p.get("VlanId") or [], strict=False):
+    for row in p.get("Vlans") or []:
+        name, vlan = row["Vnic"], row["VlanId"]
         v = _vnic_or_fail(call, name, "SetVMNetworkAdapterVlan")
         if vlan > 4094:
             raise CmdletError("Cannot validate argument on parameter 'VlanId'. The argument is greater than the "
@@ -367,9 +369,8 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
         v["vlan"] = vlan if vlan > 0 else None
         est.put("vnic", v["key"], v, host=host)
         steps.append(f"VLAN of {name} set to {vlan}" if vlan > 0 else f"{name} untagged")
-    ip_rows = zip(p.get("IpVnic") or [], p.get("IpAddress") or [], p.get("IpPrefix") or [], p.get("IpGateway") or [],
-                  strict=False)
-    for name, address, prefix, gateway in ip_rows:
+    for row in p.get("Addresses") or []:
+        name, address, prefix, gateway = row["Vnic"], row["Address"], row["Prefix"], row["Gateway"]
         iface = _interface(call, f"vEthernet ({name})", "New-NetIPAddress")
         cidr = f"{address}/{prefix}"
         try:
@@ -396,7 +397,8 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
                               category="OperationStopped", fqid="", exception="System.Management.Automation."
                               "RuntimeException")
         steps.append(f"management address {p['ManagementAddress']} is up on {p['ManagementVnic']}")
-    for name, address in zip(p.get("DropIpVnic") or [], p.get("DropIpAddress") or [], strict=False):
+    for row in p.get("DropAddresses") or []:
+        name, address = row["Vnic"], row["Address"]
         iface = _interface(call, f"vEthernet ({name})", "Remove-NetIPAddress")
         kept = [a for a in iface.get("addresses") or [] if a.split("/")[0] != address]
         if len(kept) == len(iface.get("addresses") or []):
