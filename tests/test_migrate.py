@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from hvauto.errors import ExitCode
+from hvauto.hyperv import MOVE_JOB_TYPES
 from hvauto.lab.estate import GiB
 
 from .conftest import Lab, hv
@@ -144,7 +145,7 @@ def test_what_if_prints_plan_and_preflight_and_changes_nothing(fast_lab: Lab) ->
     before = estate(fast_lab)
     res = hv("migrate", "--shared-nothing", "vm01", "hostB", "--what-if")
     assert res.code == 0, res.err
-    assert "plan (what-if" in res.out and "Move-VM -IncludeStorage" in res.out
+    assert "plan (what-if" in res.out and "MigrateVirtualSystemToHost (VirtualSystemAndStorage)" in res.out
     assert "preflight: no problems found" in res.out
     assert fast_lab.calls(template="migrate_start") == 0
     assert estate(fast_lab) == before
@@ -167,7 +168,11 @@ def test_render_prints_the_scripts_and_contacts_no_host(fast_lab: Lab) -> None:
     for template in ("migrate_source_preflight", "migrate_dest_preflight", "ad_computer_get", "migrate_start",
                      "migrate_status"):
         assert f"# ---- {template} for" in res.out
-    assert "Move-VM -VM $vm -DestinationHost $DestinationHost -IncludeStorage" in res.out
+    start = res.out.split("# ---- migrate_start for", 1)[1].split("# ---- ", 1)[0]
+    assert "Invoke-CimMethod -InputObject $svc -MethodName 'MigrateVirtualSystemToHost'" in start
+    assert "$in.NewResourceSettingData = $moved.resources" in start  # shared-nothing: each VHD's new path
+    for gone in ("Move-VM", "Move-VMStorage", "-AsJob"):
+        assert gone not in start
     assert fast_lab.calls() == 0
 
 
@@ -475,7 +480,7 @@ def test_ctrl_c_during_evacuate_starts_no_more_moves_and_leaves_running_ones(
     started = fast_lab.calls(template="migrate_start")
     assert 1 <= started <= 2  # the moves already started (at most the limit); the third never starts
     with fast_lab.store.transaction() as est:
-        assert sum(1 for j in est.all("migration_job") if j["state"] == 4) == started
+        assert sum(1 for j in est.all("migration_job") if j["state"] == 4 and j["job_type"] in MOVE_JOB_TYPES) == started
 
 
 def test_evacuate_max_parallel_caps_the_moves_below_the_host_limits(fast_lab: Lab) -> None:
@@ -494,7 +499,7 @@ def test_lab_moves_take_time_in_proportion_to_size_and_share_the_links(fast_lab:
                                                    "DestinationStoragePath": f"D:\\Hyper-V\\{name}",
                                                    "IncludeStorage": True})
     with fast_lab.store.transaction() as est:
-        jobs = {j["vm_name"]: j for j in est.all("migration_job")}
+        jobs = {j["vm_name"]: j for j in est.all("migration_job") if j["job_type"] in MOVE_JOB_TYPES}
     bps = 4 * 10 * 10**9 / 8  # four 10 GbE NICs on each side
     assert jobs["vm02"]["duration"] == pytest.approx(9 * GiB / bps)  # off: disks only
     assert jobs["vm01"]["duration"] == pytest.approx((22 + 4) * GiB / (bps / 2))  # running, beside vm02
