@@ -2,12 +2,14 @@
 
 * **Locate** the VM on every Hyper-V host at once (or on ``--from`` and the destination).
 * **Preflight** in one round trip per host, concurrently: the source (VM, disks, switches,
-  migration settings, running jobs and the host's own ``Compare-VM``), the destination
-  (settings, switches, versions, memory, space, leftovers) and AD (delegation). Every problem
-  is reported at once with its fix; any blocking one stops the move before anything changes.
-* **Start** the move as a job on the source and return; **watch** it with short polls of
-  ``Msvm_MigrationJob``. A lost answer is never answered by a second ``Move-VM``: the
-  operation re-inspects and resumes watching.
+  migration settings, running jobs and the migration service's own check,
+  ``CheckVirtualSystemIsMigratable``), the destination (settings, listener addresses, switches,
+  versions, memory, space, leftovers) and AD (delegation). Every problem is reported at once
+  with its fix; any blocking one stops the move before anything changes.
+* **Start** the move with ``MigrateVirtualSystemToHost`` on the source, passing the listener
+  addresses read from the destination over its own session; **watch** the job it returned with
+  short polls of ``Msvm_MigrationJob`` (move jobs only, never a check). A lost answer is never
+  answered by a second start: the operation re-inspects and resumes watching.
 * **Verify** the VM on the destination, in its prior state, with its disks under the
   destination path, and gone from the source.
 """
@@ -51,6 +53,8 @@ COMPLETED, TERMINATED, KILLED, EXCEPTION = (hyperv.JobState.COMPLETED, hyperv.Jo
                                             hyperv.JobState.KILLED, hyperv.JobState.EXCEPTION)
 JOB_STATE_NAMES = hyperv.JOB_STATE_NAMES
 MOVABLE_STATES = ("Running", "Off", "Saved", "Paused")
+#: The source's own compatibility check (Msvm_VirtualSystemMigrationService), as problems name it.
+HOST_CHECK = "CheckVirtualSystemIsMigratable"
 
 #: The oldest Windows Server that runs each VM configuration version (Get-VMHostSupportedVersion).
 MIN_OS_FOR_VERSION = {"4.0": "2012", "5.0": "2012r2", "6.2": "2016", "7.0": "2016", "7.1": "2016", "8.0": "2016",
@@ -246,18 +250,22 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
     if str(dmig.get("auth_type")) == "CredSSP":
         add("dest.auth", dest, f"{dest} authenticates migrations with CredSSP; use Kerberos with constrained "
             "delegation", _host_fix(dest, networks, enable=False))
+    if dmig.get("enabled") and not dmig.get("use_any_network") and not dst.get("listener_addresses"):
+        add("dest.listener", dest, f"{dest} has no address on its migration networks "
+            f"({', '.join(dmig.get('networks') or []) or 'none listed'}): nothing listens for incoming moves",
+            f"hvauto host migration {dest} --networks SUBNET (a subnet {dest} and {source} both have an address on)")
     if dmig.get("enabled") and dmig.get("use_any_network"):
         add("dest.networks", dest, f"{dest} accepts live migration on any network, the management network included "
             "(live-migration traffic is not encrypted)", _host_fix(dest, networks, enable=False), blocking=False)
-    compare = src.get("compare") or {}
+    compare = src.get("check") or {}
     by_id = {int(i.get("message_id") or 0): i for i in compare.get("incompatibilities") or []}
     dest_switches = {s.lower() for s in dst.get("switches") or []}
     for sw in dict.fromkeys(vm.get("switches") or []):
         if sw and sw.lower() not in dest_switches:
             add("dest.switch", dest, f"{dest} has no virtual switch named {sw!r}, which {vm_name} is connected to "
-                "(Compare-VM: Could not find Ethernet switch)",
+                "(the host's check: Could not find Ethernet switch)",
                 f"hvauto switch create {dest} {sw} ... (a switch of the same name, on the same network)",
-                message_id=33012 if 33012 in by_id else None, source_="Compare-VM" if 33012 in by_id else "hvauto")
+                message_id=33012 if 33012 in by_id else None, source_=HOST_CHECK if 33012 in by_id else "hvauto")
     if vm["version"] not in (dst.get("supported_versions") or []):
         need = MIN_OS_FOR_VERSION.get(str(vm["version"]))
         add("dest.config_version", dest, f"{vm_name} has configuration version {vm['version']}; {dest} supports only "
@@ -285,8 +293,8 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
     for mid, item in by_id.items():
         if mid == 33012:
             continue
-        add("compare-vm", dest, str(item.get("message")), "see the message (reported by Compare-VM on the source)",
-            source_="Compare-VM", message_id=mid or None)
+        add("host-check", dest, str(item.get("message")), f"see the message (reported by {HOST_CHECK} on the source)",
+            source_=HOST_CHECK, message_id=mid or None)
     # -- Active Directory: constrained delegation on the source's computer account
     if mode == LIVE and vm.get("clustered"):
         pass  # the cluster service moves its roles itself: no constrained delegation involved
@@ -314,10 +322,10 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
     if compare.get("error") and not (mode == LIVE and vm.get("clustered")):
         rec = compare["error"]
         explained = any(p.blocking for p in problems)
-        add("compare-vm", source, f"Compare-VM could not check the move: {rec.get('message')}",
-            "fix the problems listed here; Compare-VM then runs" if explained else
+        add("host-check", source, f"{HOST_CHECK} could not check the move: {rec.get('message')}",
+            f"fix the problems listed here; {HOST_CHECK} then runs" if explained else
             f"check that {dest} is reachable from {source} on the migration network",
-            source_="Compare-VM")
+            source_=HOST_CHECK)
 
     return problems, vm
 

@@ -232,7 +232,7 @@ def connection_error(est: Estate, source: dict[str, Any], dest_given: str, inclu
 
 
 def incompatibilities(est: Estate, vm: dict[str, Any], dest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Compare-VM's report: what the destination lacks for this VM."""
+    """The host check's incompatibilities (Msvm_Error; Compare-VM reports the same MessageId): what the destination lacks."""
     out: list[dict[str, Any]] = []
     switches = {s["name"].lower() for s in est.all("switch", host=dest["name"])}
     for adapter in vm.get("adapters") or []:
@@ -528,6 +528,23 @@ def _migration_settings(h: dict[str, Any]) -> dict[str, Any]:
                               "max_storage_migrations")}
 
 
+def _check_job(call: LabCall, vm: dict[str, Any], dest_given: str, include: bool, *, failed: bool) -> None:
+    """The job CheckVirtualSystemIsMigratable leaves behind (301/302), ended; it lingers like any job."""
+    from datetime import datetime, timezone
+
+    key = "{" + str(uuid.uuid4()).upper() + "}"
+    call.estate.put("migration_job", key, {
+        "key": key, "vm_id": vm["id"], "vm_name": vm["name"], "source": call.name,
+        "dest": dest_given.split(".")[0], "dest_given": dest_given, "dest_path": "", "include_storage": include,
+        "migration_type": VIRTUAL_SYSTEM_AND_STORAGE if include else VIRTUAL_SYSTEM,
+        "job_type": hyperv.JobType.CHECKING_VM_AND_STORAGE if include else hyperv.JobType.CHECKING_VM,
+        "disk_bytes": 0, "memory_bytes": 0, "bandwidth_bps": 1.0, "duration": 0.0,
+        "state": EXCEPTION if failed else COMPLETED, "percent": 100, "error_code": 32768 if failed else 0,
+        "queued_at": call.now, "started_at": call.now, "finished_at": call.now,
+        "start_time": datetime.fromtimestamp(call.now, tz=timezone.utc).isoformat(), "fail_at": None,
+        "fail_reason": ""}, host=call.name)
+
+
 @handles("migrate_source_preflight")
 def migrate_source_preflight(call: LabCall) -> dict[str, Any]:
     require_hyperv(call)
@@ -546,24 +563,30 @@ def migrate_source_preflight(call: LabCall) -> dict[str, Any]:
             "switches": [a["switch"] for a in vm["adapters"]],
         })
         jobs.extend(jobs_for(est, call.name, vm["id"], call.now))
-    compare: dict[str, Any] = {"ran": False, "error": None, "incompatibilities": []}
+    check: dict[str, Any] = {"ran": False, "error": None, "incompatibilities": []}
     if len(found) == 1:
         include = bool(p.get("IncludeStorage"))
         err = connection_error(est, call.host, str(p["DestinationHost"]), include)
         if err is not None:
-            compare["error"] = err.record
+            # The check's job fails as the move would: its error, as the template raises it.
+            check["error"] = {**err.record, "exception": "System.Management.Automation.RuntimeException",
+                              "category": "OperationStopped", "fqid": str(err.record["message"]),
+                              "target": ""}
         else:
             dest = lab_host(est, str(p["DestinationHost"]))
             assert dest is not None
-            compare["ran"] = True
-            compare["incompatibilities"] = incompatibilities(est, found[0], dest)
+            check["ran"] = True
+            check["incompatibilities"] = [{**i, "source": f"Msvm_{i['source']}"} for i in
+                                          incompatibilities(est, found[0], dest)]
+        _check_job(call, found[0], str(p["DestinationHost"]), include, failed=err is not None or
+                   bool(check["incompatibilities"]))
     return {
         "computer_name": call.name.upper(),
         "os_version": call.host["os_version"],
         "cpu_vendor": call.host.get("cpu_vendor", ""),
         "migration": _migration_settings(call.host),
         "vms": vms,
-        "compare": compare,
+        "check": check,
         "jobs": jobs,
     }
 
@@ -604,6 +627,7 @@ def migrate_dest_preflight(call: LabCall) -> dict[str, Any]:
         "memory_free_bytes": memory_free(est, h),
         "vm_path": h["hyperv"]["vm_path"],
         "migration": _migration_settings(h),
+        "listener_addresses": listener_addresses(est, h),
         "switches": [s["name"] for s in est.all("switch", host=call.name)],
         "supported_versions": SUPPORTED_VERSIONS[h["os"]],
         "path": info,
