@@ -121,6 +121,15 @@ MIGRATION_METHOD_RESULTS: dict[int, str] = {
 }
 #: Return values that mean the method did (or started doing) what was asked.
 METHOD_OK: tuple[int, ...] = (0, 4096)
+#: The method started a job (its reference is in the ``Job`` out-parameter).
+METHOD_JOB_STARTED = 4096
+#: ``MigrateVirtualSystemToHost``'s "Access Denied".
+METHOD_ACCESS_DENIED = 32769
+#: ``RequestStateChange`` (job) return values that mean the job is ending: done, or transition started.
+REQUEST_STATE_CHANGE_OK: tuple[int, ...] = (0, 4096)
+
+#: ``Msvm_StorageAllocationSettingData.ResourceSubType`` of a virtual hard disk (os-win filters on it).
+VHD_RESOURCE_SUBTYPE = "Microsoft:Hyper-V:Virtual Hard Disk"
 
 
 class VMState(IntEnum):
@@ -141,3 +150,13 @@ LIVE_STATE_VM_STATES: tuple[str, ...] = ("Running", "Saved", "Paused")
 def ps_array(values: tuple[int, ...] | list[int]) -> str:
     """A PowerShell array literal of integers (used by templates to spell an enumeration's set)."""
     return "@(" + ", ".join(str(int(v)) for v in values) + ")"
+
+
+def ps_hashtable(values: dict[int, str]) -> str:
+    """A PowerShell hashtable literal, integer keys to single-quoted texts (an enumeration's meanings)."""
+    return "@{ " + "; ".join(f"{int(k)} = '" + v.replace("'", "''") + "'" for k, v in values.items()) + " }"
+
+
+def method_error_fqid(method: str, code: int) -> str:
+    """The FullyQualifiedErrorId a template gives a refused WMI method call (the code is in it)."""
+    return f"{method},ReturnValue={int(code)}"

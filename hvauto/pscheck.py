@@ -61,7 +61,8 @@ def reference_path(here: Path | None = None) -> Path:
 REFERENCE_PATH = reference_path()
 
 #: The Jinja context of a template holds only these (see hvauto.render.Renderer.render).
-SHAPE_VARIABLES = frozenset({"version", "ps_version", "meta", "template_name"})
+#: ``hyperv``: the enumerations module (hvauto/hyperv.py), constants that shape a script like a version branch.
+SHAPE_VARIABLES = frozenset({"version", "ps_version", "meta", "template_name", "hyperv"})
 
 # PowerShell's tokenizer (SpecialChars in CharTraits.cs) reads these as ' " and - respectively.
 _FOLD = str.maketrans(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from hvauto.errors import ExitCode
+from hvauto.hyperv import MOVE_JOB_TYPES
 from hvauto.lab.estate import GiB
 
 from .conftest import Lab, hv
@@ -131,20 +133,20 @@ def test_hv12_lists_every_problem_at_once_and_moves_nothing(fast_lab: Lab) -> No
     assert estate(fast_lab) == before
 
 
-def test_missing_switch_comes_from_compare_vm_with_message_33012(fast_lab: Lab) -> None:
+def test_missing_switch_comes_from_the_hosts_own_check_with_message_33012(fast_lab: Lab) -> None:
     with fast_lab.store.transaction() as est:
         est.delete("switch", "hostB/External")
     res = hv("migrate", "--shared-nothing", "vm01", "hostB", "-o", "json", *FAST)
     assert res.code == ExitCode.PREFLIGHT
     switch = [p for p in res.json()["problems"] if p["check"] == "dest.switch"]
-    assert len(switch) == 1 and switch[0]["message_id"] == 33012 and switch[0]["source"] == "Compare-VM"
+    assert len(switch) == 1 and switch[0]["message_id"] == 33012 and switch[0]["source"] == "CheckVirtualSystemIsMigratable"
 
 
 def test_what_if_prints_plan_and_preflight_and_changes_nothing(fast_lab: Lab) -> None:
     before = estate(fast_lab)
     res = hv("migrate", "--shared-nothing", "vm01", "hostB", "--what-if")
     assert res.code == 0, res.err
-    assert "plan (what-if" in res.out and "Move-VM -IncludeStorage" in res.out
+    assert "plan (what-if" in res.out and "MigrateVirtualSystemToHost (VirtualSystemAndStorage)" in res.out
     assert "preflight: no problems found" in res.out
     assert fast_lab.calls(template="migrate_start") == 0
     assert estate(fast_lab) == before
@@ -167,7 +169,11 @@ def test_render_prints_the_scripts_and_contacts_no_host(fast_lab: Lab) -> None:
     for template in ("migrate_source_preflight", "migrate_dest_preflight", "ad_computer_get", "migrate_start",
                      "migrate_status"):
         assert f"# ---- {template} for" in res.out
-    assert "Move-VM -VM $vm -DestinationHost $DestinationHost -IncludeStorage" in res.out
+    start = res.out.split("# ---- migrate_start for", 1)[1].split("# ---- ", 1)[0]
+    assert "Invoke-CimMethod -InputObject $svc -MethodName 'MigrateVirtualSystemToHost'" in start
+    assert "$in.NewResourceSettingData = $moved.resources" in start  # shared-nothing: each VHD's new path
+    for gone in ("Move-VM", "Move-VMStorage", "-AsJob"):
+        assert gone not in start
     assert fast_lab.calls() == 0
 
 
@@ -259,7 +265,7 @@ def test_a_lost_answer_to_the_start_is_reinspected_not_resent(fast_lab: Lab) -> 
 
 
 def test_a_running_move_is_resumed_not_restarted(fast_lab: Lab) -> None:
-    set_speed(fast_lab, 20)
+    set_speed(fast_lab, 5)  # about a second: still running when the CLI's preflight looks, even on a busy machine
     with fast_lab.session() as session:
         session.run("hostA", "migrate_start", {"VmId": vm_record(fast_lab, "vm01")["id"], "DestinationHost": "hostB.lab.test",
                                                "DestinationStoragePath": "D:\\Hyper-V\\vm01", "IncludeStorage": True})
@@ -475,7 +481,7 @@ def test_ctrl_c_during_evacuate_starts_no_more_moves_and_leaves_running_ones(
     started = fast_lab.calls(template="migrate_start")
     assert 1 <= started <= 2  # the moves already started (at most the limit); the third never starts
     with fast_lab.store.transaction() as est:
-        assert sum(1 for j in est.all("migration_job") if j["state"] == 4) == started
+        assert sum(1 for j in est.all("migration_job") if j["state"] == 4 and j["job_type"] in MOVE_JOB_TYPES) == started
 
 
 def test_evacuate_max_parallel_caps_the_moves_below_the_host_limits(fast_lab: Lab) -> None:
@@ -494,7 +500,137 @@ def test_lab_moves_take_time_in_proportion_to_size_and_share_the_links(fast_lab:
                                                    "DestinationStoragePath": f"D:\\Hyper-V\\{name}",
                                                    "IncludeStorage": True})
     with fast_lab.store.transaction() as est:
-        jobs = {j["vm_name"]: j for j in est.all("migration_job")}
+        jobs = {j["vm_name"]: j for j in est.all("migration_job") if j["job_type"] in MOVE_JOB_TYPES}
     bps = 4 * 10 * 10**9 / 8  # four 10 GbE NICs on each side
     assert jobs["vm02"]["duration"] == pytest.approx(9 * GiB / bps)  # off: disks only
     assert jobs["vm01"]["duration"] == pytest.approx((22 + 4) * GiB / (bps / 2))  # running, beside vm02
+
+
+# -- the move through the migration service (MigrateVirtualSystemToHost) and its job -------------------------
+
+def _start(lab: Lab, name: str = "vm01", **extra: Any) -> dict[str, Any]:
+    with lab.session() as session:
+        return session.run("hostA", "migrate_start", {
+            "VmId": vm_record(lab, name)["id"], "DestinationHost": "hostB.lab.test",
+            "DestinationStoragePath": f"D:\\Hyper-V\\{name}", "IncludeStorage": True, **extra}).data
+
+
+def test_the_start_returns_the_jobs_identity_and_a_move_outlives_its_session(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 5)
+    started = _start(fast_lab, ListenerAddress=["10.0.50.22"])  # the session is closed when this returns
+    assert started["return_value"] == 4096
+    job = started["job"]
+    assert job["job_type"] == 306 and job["vm_id"].lower() == vm_record(fast_lab, "vm01")["id"].lower()
+    assert set(started) == {"return_value", "job"}  # nothing from the PowerShell-job world
+    res = hv("migrate", "--watch", "vm01", "-o", "json", *FAST)
+    assert res.code == 0, res.err
+    final = res.json_lines()[-1]
+    assert final["job"]["instance_id"] == job["instance_id"] and final["job"]["job_state"] == 7
+    assert vm_record(fast_lab, "vm01")["host"].lower() == "hostb"
+
+
+def test_a_check_job_of_the_same_vm_is_never_taken_for_the_move(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 0.01)
+    job = _start(fast_lab)["job"]
+    with fast_lab.session() as session:
+        jobs = session.run("hostA", "migrate_status", {"VmId": job["vm_id"]}).data["jobs"]
+    assert {j["job_type"] for j in jobs} == {300, 306}  # "Creating Remote Virtual Machine" runs beside it
+    from hvauto.ops import migrate as ops
+
+    check = next(j for j in jobs if j["job_type"] == 300)
+    assert ops.pick_job([check]) is None and ops.pick_job([check], job["instance_id"]) is None
+    assert ops.pick_job(jobs)["instance_id"] == job["instance_id"]
+    # A finished check of the preflight lingers too, newer than an old finished move: the move is still the one.
+    old = {**ops.pick_job(jobs), "job_state": 7, "start_time": "2020-01-01T00:00:00+00:00"}
+    newer_check = {**check, "job_type": 302, "job_state": 7, "start_time": "2030-01-01T00:00:00+00:00"}
+    assert ops.pick_job([newer_check, old]) == old
+
+
+@pytest.mark.parametrize("state", [11, 32768])
+def test_job_state_11_is_still_running_and_32768_is_success(state: int) -> None:
+    from hvauto import hyperv
+
+    assert (state in hyperv.ACTIVE_JOB_STATES) == (state == 11)
+    assert (state in hyperv.SUCCESS_JOB_STATES) == (state == 32768)
+
+
+def test_a_failure_inside_the_job_is_reported_with_the_jobs_error_and_no_success(
+        fast_lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call is accepted (4096); the destination then refuses the connection: the job ends in Exception."""
+    from hvauto.ops import migrate as ops
+
+    real = ops.preflight
+
+    def preflight_then_the_network_goes(*args: Any, **kw: Any) -> Any:
+        pre = real(*args, **kw)
+        with fast_lab.store.transaction() as est:
+            est.delete("vnic", "hostB/LiveMigration")  # hostB no longer listens on 10.0.50.22
+        return pre
+
+    monkeypatch.setattr(ops, "preflight", preflight_then_the_network_goes)
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", "-o", "json", *FAST)
+    assert res.code == ExitCode.REMOTE, res.err
+    lines = res.json_lines()
+    assert [ln["event"] for ln in lines if ln["event"] == "result"] == []  # nothing claims success
+    error = lines[-1]
+    assert error["event"] == "error"
+    assert "actively refused it. (0x8007274D)" in error["message"]
+    assert error["records"][0]["fqid"] == "MigrationJobException,ErrorCode=32768"  # the job's state and error
+    assert error["hint"] == "vm01 is still on hostA"
+    assert fast_lab.calls(host="hostA", template="migrate_start") == 1
+    assert vm_record(fast_lab, "vm01")["host"].lower() == "hosta"
+
+
+def test_a_refused_start_is_a_structured_error_naming_the_code(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 0.01)
+    _start(fast_lab)
+    from hvauto.errors import RemoteScriptError
+
+    with pytest.raises(RemoteScriptError) as info:
+        _start(fast_lab)  # the VM is being moved already: the service refuses, no job
+    rec = info.value.records[0]
+    assert rec.fqid == "MigrateVirtualSystemToHost,ReturnValue=32775"
+    assert "invalid state" in rec.message
+
+
+def test_a_destination_without_a_listener_address_blocks_the_preflight(fast_lab: Lab) -> None:
+    with fast_lab.store.transaction() as est:
+        est.delete("vnic", "hostB/LiveMigration")
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", "-o", "json", *FAST)
+    assert res.code == ExitCode.PREFLIGHT
+    listener = [p for p in res.json()["problems"] if p["check"] == "dest.listener"]
+    assert len(listener) == 1 and listener[0]["blocking"]
+    assert listener[0]["fix"].startswith("hvauto host migration hostB --networks ")
+    assert fast_lab.calls(template="migrate_start") == 0
+
+
+def test_the_destinations_listener_addresses_reach_the_start(fast_lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto.lab import transport as lab_transport
+
+    seen: list[dict[str, Any]] = []
+    real = lab_transport.execute
+
+    def recording(store: Any, host: str, template: str, version: str, params: Any, **kw: Any) -> Any:
+        if template == "migrate_start":
+            seen.append(dict(params))
+        return real(store, host, template, version, params, **kw)
+
+    monkeypatch.setattr(lab_transport, "execute", recording)
+    assert hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST).code == 0
+    assert [p["ListenerAddress"] for p in seen] == [["10.0.50.22"]]
+
+
+def test_a_cancel_the_job_refuses_is_reported_not_counted(fast_lab: Lab) -> None:
+    set_speed(fast_lab, 0.01)
+    job = _start(fast_lab)["job"]
+    with fast_lab.store.transaction() as est:
+        j = est.get("migration_job", job["instance_id"])
+        assert j is not None
+        # 95% through: switching over (the lab refuses a Terminate from 90% on)
+        est.put("migration_job", j["key"], {**j, "started_at": time.time() - 0.95 * j["duration"] / 0.01},
+                host="hostA")
+    res = hv("migrate", "--cancel", "vm01", "-o", "json")
+    assert res.code == 0, res.err
+    out = res.json()
+    assert out["cancelled_jobs"] == [] and "4097" in out["refused_jobs"][0]
+    assert "invalid state transition" in out["refused_jobs"][0]

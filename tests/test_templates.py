@@ -92,6 +92,69 @@ def test_no_value_goes_to_a_wildcard_vm_name(path: Path) -> None:
     assert not calls, f"{path.name} passes a value to -VMName"
 
 
+# --------------------------------------------------------------------------- no second hop
+
+#: Cmdlets that name another Hyper-V host for the session's own credentials to reach.
+_HOST_CMDLETS = {"move-vm", "compare-vm", "move-vmstorage"}
+#: Commands that open a session to another machine from inside the one hvauto opened.
+_SESSION_COMMANDS = {"new-cimsession", "new-pssession", "enter-pssession"}
+
+
+def _is_remote_parameter(written: str) -> bool:
+    """-ComputerName (aliases CN, ServerName) or -CimSession, as written (PowerShell takes unique prefixes)."""
+    w = written.lower()
+    return (w in ("cn", "servername") or (len(w) >= 4 and "computername".startswith(w))
+            or (len(w) >= 3 and "cimsession".startswith(w)))
+
+
+def second_hops(text: str) -> list[str]:
+    """Every place a script reaches another machine with the credentials of the session it runs in.
+
+    From inside a remote session that is a second hop, which Kerberos constrained delegation does not carry
+    over WinRM (hyperv-wmi.md section 14): the only hop allowed is the migration service's own connection.
+    """
+    found = []
+    for site in pscheck.call_sites(pscheck.parse(text)):
+        name = site.name.lower()
+        line = site.node.start_point[0] + 1
+        if name in _HOST_CMDLETS:
+            found.append(f"line {line}: {site.name} (it reaches the other host itself; use "
+                         "Msvm_VirtualSystemMigrationService on this host)")
+        if name in _SESSION_COMMANDS:
+            found.append(f"line {line}: {site.name} opens a session to another machine")
+        for arg in site.named:
+            if _is_remote_parameter(arg.written):
+                found.append(f"line {line}: {site.name} -{arg.written}")
+    return found
+
+
+@pytest.mark.parametrize(("name", "version"), CASES)
+def test_no_template_reaches_another_machine(name: str, version: str) -> None:
+    """Destination facts come over hvauto's own session to the destination, passed in as parameters."""
+    script = RENDERER.render(name, version, pscheck.sample_params(RENDERER.meta(name)))
+    hops = second_hops(script.body)
+    assert not hops, f"{name} on {versions.label(version)} makes a second hop:\n" + "\n".join(hops)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "hops"),
+    [
+        ("Move-VM -VM $vm -DestinationHost $h -IncludeStorage -DestinationStoragePath $p", 1),
+        ("$r = Compare-VM -VM $vm -DestinationHost $h", 1),
+        ("Move-VMStorage -VMName v -DestinationStoragePath p -ComputerName $h", 2),
+        ("Get-VM -ComputerName $h", 1),
+        ("Get-VM -CN $h", 1),
+        ("Get-CimInstance -ClassName Msvm_VirtualSystemMigrationService -CimSession $s", 1),
+        ("$s = New-CimSession -ComputerName $h", 2),
+        ("Get-CimInstance -Namespace 'root\\virtualization\\v2' -ClassName Msvm_MigrationJob", 0),
+        ("Invoke-CimMethod -InputObject $svc -MethodName 'MigrateVirtualSystemToHost' -Arguments $in", 0),
+        ("Get-VM -Id $VmId", 0),
+    ],
+)
+def test_the_second_hop_check_can_fail(snippet: str, hops: int) -> None:
+    assert len(second_hops(snippet)) == hops, second_hops(snippet)
+
+
 # --------------------------------------------------------------------------- the checker can fail
 
 # (snippet, version, the set of rules it must raise; empty = must pass)

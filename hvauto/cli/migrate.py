@@ -188,8 +188,11 @@ def migrate(
             typer.echo(f"{cres.vm}: cancelled {len(cres.cancelled_jobs)} migration job(s) on {cres.source}"
                        + (f"; removed the planned VM from {', '.join(cres.planned_removed_from)}"
                           if cres.planned_removed_from else ""))
-        else:
+        elif not cres.refused_jobs:
             typer.echo(f"{cres.vm}: no migration running and no planned VM left; nothing to cancel")
+        if output is not Output.json:
+            for refused in cres.refused_jobs:
+                note(f"{cres.vm}: not cancelled, still running: {refused}")
         return
     if watch:
         try:

@@ -194,11 +194,17 @@ def default_estate() -> dict[str, list[dict[str, Any]]]:
         _switch("hv12", "Ext2012", ["NIC1"]),
     ]
     # Each External switch shares its adapter with the management OS: the host's management
-    # address (and default gateway) sits on the switch's default vNIC.
+    # address (and default gateway) sits on the switch's default vNIC. A second vNIC carries the
+    # host's address on the migration network 10.0.50.0/24: a host accepts live migration only on
+    # addresses inside the networks it lists (Set-VMHost -UseAnyNetworkForMigration $false), so
+    # without one there its MigrationServiceListenerIPAddressList is empty and every move to it refused.
     vnics = [
         _vnic("hostA", "External", "External", ["10.0.0.21/24"], "10.0.0.1"),
+        _vnic("hostA", "LiveMigration", "External", ["10.0.50.21/24"]),
         _vnic("hostB", "External", "External", ["10.0.0.22/24"], "10.0.0.1"),
+        _vnic("hostB", "LiveMigration", "External", ["10.0.50.22/24"]),
         _vnic("hv12", "Ext2012", "Ext2012", ["10.0.0.12/24"], "10.0.0.1"),
+        _vnic("hv12", "LiveMigration", "Ext2012", ["10.0.50.12/24"]),
     ]
     adapters = [
         *_nics("hostA", 4, 10, "Mellanox ConnectX-4 Lx"),

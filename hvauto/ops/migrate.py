@@ -2,12 +2,14 @@
 
 * **Locate** the VM on every Hyper-V host at once (or on ``--from`` and the destination).
 * **Preflight** in one round trip per host, concurrently: the source (VM, disks, switches,
-  migration settings, running jobs and the host's own ``Compare-VM``), the destination
-  (settings, switches, versions, memory, space, leftovers) and AD (delegation). Every problem
-  is reported at once with its fix; any blocking one stops the move before anything changes.
-* **Start** the move as a job on the source and return; **watch** it with short polls of
-  ``Msvm_MigrationJob``. A lost answer is never answered by a second ``Move-VM``: the
-  operation re-inspects and resumes watching.
+  migration settings, running jobs and the migration service's own check,
+  ``CheckVirtualSystemIsMigratable``), the destination (settings, listener addresses, switches,
+  versions, memory, space, leftovers) and AD (delegation). Every problem is reported at once
+  with its fix; any blocking one stops the move before anything changes.
+* **Start** the move with ``MigrateVirtualSystemToHost`` on the source, passing the listener
+  addresses read from the destination over its own session; **watch** the job it returned with
+  short polls of ``Msvm_MigrationJob`` (move jobs only, never a check). A lost answer is never
+  answered by a second start: the operation re-inspects and resumes watching.
 * **Verify** the VM on the destination, in its prior state, with its disks under the
   destination path, and gone from the source.
 """
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hvauto import versions
+from hvauto import hyperv, versions
 from hvauto.errors import (
     AmbiguousError,
     ErrorRecord,
@@ -44,12 +46,15 @@ LIVE = "live"
 CLUSTER_LIVE = "cluster-live"
 STORAGE = "storage"
 
-# CIM_ConcreteJob.JobState
-ACTIVE_STATES = (2, 3, 4, 5, 6)
-COMPLETED, TERMINATED, KILLED, EXCEPTION = 7, 8, 9, 10
-JOB_STATE_NAMES = {2: "New", 3: "Starting", 4: "Running", 5: "Suspended", 6: "ShuttingDown", 7: "Completed",
-                   8: "Terminated", 9: "Killed", 10: "Exception"}
+# CIM_ConcreteJob.JobState (11 Service is still under way; 32768 "completed with warnings" is a success)
+ACTIVE_STATES = hyperv.ACTIVE_JOB_STATES
+SUCCESS_STATES = hyperv.SUCCESS_JOB_STATES
+COMPLETED, TERMINATED, KILLED, EXCEPTION = (hyperv.JobState.COMPLETED, hyperv.JobState.TERMINATED,
+                                            hyperv.JobState.KILLED, hyperv.JobState.EXCEPTION)
+JOB_STATE_NAMES = hyperv.JOB_STATE_NAMES
 MOVABLE_STATES = ("Running", "Off", "Saved", "Paused")
+#: The source's own compatibility check (Msvm_VirtualSystemMigrationService), as problems name it.
+HOST_CHECK = "CheckVirtualSystemIsMigratable"
 
 #: The oldest Windows Server that runs each VM configuration version (Get-VMHostSupportedVersion).
 MIN_OS_FOR_VERSION = {"4.0": "2012", "5.0": "2012r2", "6.2": "2016", "7.0": "2016", "7.1": "2016", "8.0": "2016",
@@ -245,18 +250,22 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
     if str(dmig.get("auth_type")) == "CredSSP":
         add("dest.auth", dest, f"{dest} authenticates migrations with CredSSP; use Kerberos with constrained "
             "delegation", _host_fix(dest, networks, enable=False))
+    if dmig.get("enabled") and not dmig.get("use_any_network") and not dst.get("listener_addresses"):
+        add("dest.listener", dest, f"{dest} has no address on its migration networks "
+            f"({', '.join(dmig.get('networks') or []) or 'none listed'}): nothing listens for incoming moves",
+            f"hvauto host migration {dest} --networks SUBNET (a subnet {dest} and {source} both have an address on)")
     if dmig.get("enabled") and dmig.get("use_any_network"):
         add("dest.networks", dest, f"{dest} accepts live migration on any network, the management network included "
             "(live-migration traffic is not encrypted)", _host_fix(dest, networks, enable=False), blocking=False)
-    compare = src.get("compare") or {}
+    compare = src.get("check") or {}
     by_id = {int(i.get("message_id") or 0): i for i in compare.get("incompatibilities") or []}
     dest_switches = {s.lower() for s in dst.get("switches") or []}
     for sw in dict.fromkeys(vm.get("switches") or []):
         if sw and sw.lower() not in dest_switches:
             add("dest.switch", dest, f"{dest} has no virtual switch named {sw!r}, which {vm_name} is connected to "
-                "(Compare-VM: Could not find Ethernet switch)",
+                "(the host's check: Could not find Ethernet switch)",
                 f"hvauto switch create {dest} {sw} ... (a switch of the same name, on the same network)",
-                message_id=33012 if 33012 in by_id else None, source_="Compare-VM" if 33012 in by_id else "hvauto")
+                message_id=33012 if 33012 in by_id else None, source_=HOST_CHECK if 33012 in by_id else "hvauto")
     if vm["version"] not in (dst.get("supported_versions") or []):
         need = MIN_OS_FOR_VERSION.get(str(vm["version"]))
         add("dest.config_version", dest, f"{vm_name} has configuration version {vm['version']}; {dest} supports only "
@@ -284,8 +293,8 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
     for mid, item in by_id.items():
         if mid == 33012:
             continue
-        add("compare-vm", dest, str(item.get("message")), "see the message (reported by Compare-VM on the source)",
-            source_="Compare-VM", message_id=mid or None)
+        add("host-check", dest, str(item.get("message")), f"see the message (reported by {HOST_CHECK} on the source)",
+            source_=HOST_CHECK, message_id=mid or None)
     # -- Active Directory: constrained delegation on the source's computer account
     if mode == LIVE and vm.get("clustered"):
         pass  # the cluster service moves its roles itself: no constrained delegation involved
@@ -313,10 +322,10 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
     if compare.get("error") and not (mode == LIVE and vm.get("clustered")):
         rec = compare["error"]
         explained = any(p.blocking for p in problems)
-        add("compare-vm", source, f"Compare-VM could not check the move: {rec.get('message')}",
-            "fix the problems listed here; Compare-VM then runs" if explained else
+        add("host-check", source, f"{HOST_CHECK} could not check the move: {rec.get('message')}",
+            f"fix the problems listed here; {HOST_CHECK} then runs" if explained else
             f"check that {dest} is reachable from {source} on the migration network",
-            source_="Compare-VM")
+            source_=HOST_CHECK)
 
     return problems, vm
 
@@ -350,13 +359,24 @@ def preflight(session: Session, *, vm: str, vm_id: str, source: str, dest: str, 
     problems, found = evaluate(vm_name=vm, mode=mode, source=source, dest=dest, storage_path=storage_path, src=src,
                                dst=dst, computers=computers, source_os=session.os_version(source),
                                dest_fqdn=dest_given)
-    active = next((j for j in src.get("jobs") or [] if int(j["job_state"]) in ACTIVE_STATES), None)
+    active = next((j for j in moves(list(src.get("jobs") or [])) if int(j["job_state"]) in ACTIVE_STATES), None)
     return Preflight(source=src, dest=dst, computers=computers, problems=problems, vm=found, active_job=active)
 
 
 # -- watching --------------------------------------------------------------------------------------------
 
+def moves(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Only the jobs that move something (305-307): never a check or a planned-VM creation (300-304)."""
+    return [j for j in jobs if int(j.get("job_type") or 0) in hyperv.MOVE_JOB_TYPES]
+
+
 def pick_job(jobs: list[dict[str, Any]], instance_id: str = "") -> dict[str, Any] | None:
+    """The move to follow: the job ``instance_id`` names (the one migrate_start started), else a running move.
+
+    When the named job has gone (removed five minutes after it ended) no other job stands in for it: the
+    caller decides from where the VM now is.
+    """
+    jobs = moves(jobs)
     if instance_id:
         for j in jobs:
             if j["instance_id"] == instance_id:
@@ -364,6 +384,8 @@ def pick_job(jobs: list[dict[str, Any]], instance_id: str = "") -> dict[str, Any
     active = [j for j in jobs if int(j["job_state"]) in ACTIVE_STATES]
     if active:
         return active[0]
+    if instance_id:
+        return None
     return max(jobs, key=lambda j: str(j.get("start_time") or ""), default=None)
 
 
@@ -479,12 +501,14 @@ def migrate(
     clustered = mode == LIVE and bool(vmd.get("clustered"))
     if clustered:
         result.mode = CLUSTER_LIVE
-    verb = ("Move-VM -IncludeStorage -DestinationStoragePath" if mode == SHARED_NOTHING else
-            "Move-ClusterVirtualMachineRole -MigrationType Live" if clustered else "Move-VM")
+    verb = ("MigrateVirtualSystemToHost (VirtualSystemAndStorage)" if mode == SHARED_NOTHING else
+            "Move-ClusterVirtualMachineRole -MigrationType Live" if clustered else
+            "MigrateVirtualSystemToHost (VirtualSystem)")
     result.plan = [
         f"move {vm_name} ({result.state}, {_gib(bytes_total)} to copy) from {src_host} to {dest}"
         + (f", storage to {storage_path}" if mode == SHARED_NOTHING else ", storage stays on its share"),
-        f"start {verb} {'-Wait 0' if clustered else '-AsJob'} on {src_host}; watch Msvm_MigrationJob every {poll_interval:g}s",
+        f"start {verb}{' -Wait 0' if clustered else ''} on {src_host}; watch its Msvm_MigrationJob every "
+        f"{poll_interval:g}s",
         f"verify: {vm_name} {result.state} on {dest}" + (f", disks under {storage_path}" if mode == SHARED_NOTHING
                                                          else "") + f", gone from {src_host}",
     ]
@@ -492,7 +516,7 @@ def migrate(
         f", storage to {storage_path}" if mode == SHARED_NOTHING else ""))]
     if pre.active_job is not None:
         target = str(pre.active_job.get("destination_host") or "").split(".")[0].lower()
-        if target != dest.lower() or int(pre.active_job.get("migration_type") or 0) == 32769:
+        if target != dest.lower() or int(pre.active_job.get("migration_type") or 0) == hyperv.MigrationType.STORAGE:
             going = f"to {pre.active_job.get('destination_host')}" if target else "(a storage move)"
             raise PreflightError([Problem("source.active_job", f"{vm_name} is already being moved {going} on "
                                           f"{src_host}", host=src_host,
@@ -516,13 +540,14 @@ def migrate(
         try:
             if clustered:
                 start = session.run(src_host, "migrate_cluster_start", {"VmId": vm_id, "Node": dest}).data
+                job = pick_job(list(start.get("jobs") or []))
             else:
                 start = session.run(src_host, "migrate_start", {
                     "VmId": vm_id, "DestinationHost": session.host(dest).fqdn,
+                    "ListenerAddress": [str(a) for a in pre.dest.get("listener_addresses") or []],
                     "DestinationStoragePath": storage_path if mode == SHARED_NOTHING else "",
                     "IncludeStorage": mode == SHARED_NOTHING}).data
-            jobs = list(start.get("jobs") or [])
-            job = pick_job(jobs)
+                job = start.get("job")
             instance_id = str(job["instance_id"]) if job else ""
         except TransportError as exc:
             if not exc.sent:
@@ -543,7 +568,7 @@ def migrate(
                   bytes_total=bytes_total, on_progress=on_progress, poll_interval=poll_interval,
                   should_stop=should_stop)
     result.job_id = str(final["instance_id"]) if final else instance_id
-    if final is not None and int(final["job_state"]) != COMPLETED:
+    if final is not None and int(final["job_state"]) not in SUCCESS_STATES:
         state = int(final["job_state"])
         cleaned = cleanup_planned(session, [dest], vm_id)
         what = "was cancelled" if state in (TERMINATED, KILLED) else "failed"
@@ -613,6 +638,8 @@ class CancelResult:
     source: str
     changed: bool
     cancelled_jobs: list[str] = field(default_factory=list)
+    #: Jobs whose RequestStateChange was refused (e.g. 4097 invalid state transition): still running.
+    refused_jobs: list[str] = field(default_factory=list)
     planned_removed_from: list[str] = field(default_factory=list)
     what_if: bool = False
 
@@ -625,10 +652,14 @@ def cancel(session: Session, *, vm: str, source: str | None = None, what_if: boo
     out = CancelResult(vm=loc.vm.name, source=loc.host, changed=False, what_if=what_if)
     if what_if:
         status = session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data
-        out.cancelled_jobs = [j["instance_id"] for j in status.get("jobs") or [] if int(j["job_state"]) in ACTIVE_STATES]
+        out.cancelled_jobs = [j["instance_id"] for j in moves(list(status.get("jobs") or []))
+                              if int(j["job_state"]) in ACTIVE_STATES]
         return out
     data = session.run(loc.host, "migrate_cancel", {"VmId": loc.vm.id}).data
     out.cancelled_jobs = list(data.get("cancelled") or [])
+    out.refused_jobs = [f"{r['instance_id']}: RequestStateChange returned {r['return_value']} "
+                        f"({hyperv.REQUEST_STATE_CHANGE_RESULTS.get(int(r['return_value']), 'undocumented')})"
+                        for r in data.get("refused") or []]
     out.planned_removed_from = cleanup_planned(session, others, loc.vm.id)
     out.changed = bool(out.cancelled_jobs or out.planned_removed_from)
     return out

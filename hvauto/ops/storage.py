@@ -1,4 +1,5 @@
-"""Move a VM's storage on its own host (Move-VMStorage): locate, check, start, watch, verify."""
+"""Move a VM's storage on its own host (MigrateVirtualSystemToHost, MigrationType Storage): locate, check, start,
+watch, verify."""
 
 from __future__ import annotations
 
@@ -42,22 +43,25 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
                             bytes_moved=bytes_total)
     if disks and all(mig._under(d, path) for d in disks):
         return res
-    res.plan = [f"Move-VMStorage {loc.vm.name} on {loc.host}: {len(disks)} disk(s), "
+    res.plan = [f"MigrateVirtualSystemToHost (Storage) {loc.vm.name} on {loc.host}: {len(disks)} disk(s), "
                 f"{bytes_total / 1024**3:.1f} GiB, to {path}"]
     res.changes = [Change("move storage", f"VM {loc.vm.name}", f"{len(disks)} disk(s) on {loc.host} to {path}")]
     if what_if:
         res.changed = True
         return res
     started = time.monotonic()
+    instance_id = ""
     try:
-        session.run(loc.host, "storage_move_start", {"VmId": loc.vm.id, "DestinationStoragePath": path})
+        start = session.run(loc.host, "storage_move_start", {"VmId": loc.vm.id, "DestinationStoragePath": path}).data
+        instance_id = str((start.get("job") or {}).get("instance_id") or "")
     except HvautoError as exc:
         if not getattr(exc, "sent", False):
             raise
         # The answer was lost after the request went out: watch whatever started, never send it twice.
     final = mig.watch(session, source=loc.host, vm=loc.vm.name, vm_id=loc.vm.id, dest=loc.host,
-                      bytes_total=bytes_total, on_progress=on_progress, poll_interval=poll_interval)
-    if final is not None and int(final["job_state"]) != mig.COMPLETED:
+                      instance_id=instance_id, bytes_total=bytes_total, on_progress=on_progress,
+                      poll_interval=poll_interval)
+    if final is not None and int(final["job_state"]) not in mig.SUCCESS_STATES:
         rec = ErrorRecord(message=str(final.get("error_description") or "the storage move failed"),
                           fqid=f"MigrationJob{mig.JOB_STATE_NAMES.get(int(final['job_state']))}")
         raise RemoteScriptError(loc.host, "migrate_status", [rec], hint=f"{loc.vm.name}'s files stay where they were")

@@ -1,4 +1,12 @@
-"""Live, shared-nothing and storage migration: Compare-VM, Move-VM/Move-VMStorage -AsJob, Msvm_MigrationJob.
+"""Live, shared-nothing and storage migration: Msvm_VirtualSystemMigrationService, Msvm_MigrationJob.
+
+``MigrateVirtualSystemToHost`` answers 4096 and the reference of a job; what goes wrong after
+that (the destination refusing the connection, missing delegation, an incompatible destination,
+no room) ends the *job* in Exception with its error, as VMMS reports it, not the call. Only what
+the service refuses outright (the VM already being moved, a bad parameter) is a 327xx return
+value. A move that reaches the destination is preceded by a "Creating Remote Virtual Machine"
+job (JobType 300) of the same VM: a check-type job that a poller must never take for the move.
+The rules and their sources are listed in ``docs/fidelity.md``.
 
 A move is a job (kind ``migration_job``, owned by the source host) that takes lab time in
 proportion to what it copies: disk bytes (when the storage moves) plus memory (when the VM
@@ -16,10 +24,12 @@ it (JobState 10), leaving a planned VM on the destination, once.
 
 from __future__ import annotations
 
+import ipaddress
 import ntpath
 import uuid
 from typing import Any
 
+from hvauto import hyperv
 from hvauto.lab.estate import MIGRATION_SERVICE, SUPPORTED_VERSIONS, drive_of, memory_free, vms_on, volume_free
 from hvauto.lab.store import Estate
 from hvauto.remote.base import Progress
@@ -27,11 +37,18 @@ from hvauto.remote.base import Progress
 from . import CmdletError, LabCall, before_every_call, handles
 from .vms import require_hyperv
 
-# CIM_ConcreteJob.JobState
-NEW, STARTING, RUNNING, COMPLETED, TERMINATED, KILLED, EXCEPTION = 2, 3, 4, 7, 8, 9, 10
-ACTIVE = (NEW, STARTING, RUNNING)
-# Msvm_MigrationJob.MigrationType
-VIRTUAL_SYSTEM, STORAGE, VIRTUAL_SYSTEM_AND_STORAGE = 32768, 32769, 32771
+JS = hyperv.JobState
+NEW, STARTING, RUNNING, COMPLETED, TERMINATED, KILLED, EXCEPTION = (
+    JS.NEW, JS.STARTING, JS.RUNNING, JS.COMPLETED, JS.TERMINATED, JS.KILLED, JS.EXCEPTION)
+ACTIVE = hyperv.ACTIVE_JOB_STATES
+MT = hyperv.MigrationType
+VIRTUAL_SYSTEM, STORAGE, VIRTUAL_SYSTEM_AND_STORAGE = MT.VIRTUAL_SYSTEM, MT.STORAGE, MT.VIRTUAL_SYSTEM_AND_STORAGE
+#: Lab seconds the "Creating Remote Virtual Machine" job of a move runs.
+REMOTE_VM_SECONDS = 2.0
+#: From this percentage on a move is switching over and a RequestStateChange(Terminate) is refused with 4097
+#: (lab rule: Msvm_MigrationJob.Cancellable is advisory, and a cancel "may still fail").
+NOT_CANCELLABLE_FROM = 90
+METHOD = "MigrateVirtualSystemToHost"
 
 #: Lab seconds a job stays visible after it ends (CIM_ConcreteJob.TimeBeforeRemoval, 5 minutes).
 TIME_BEFORE_REMOVAL = 300.0
@@ -65,6 +82,60 @@ def bandwidth(est: Estate, a: str, b: str) -> float:
         total = sum(int(n.get("link_speed_bps") or 0) for n in est.all("adapter", host=h) if n.get("status") == "Up")
         speeds.append(total or 10**10)
     return min(speeds) / 8
+
+
+# -- migration networks -------------------------------------------------------------------------------------
+
+def host_addresses(est: Estate, host: str) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    """Every address of the host's adapters and vNICs, with its prefix."""
+    out = []
+    for kind in ("adapter", "vnic"):
+        for iface in est.all(kind, host=host):
+            for a in iface.get("addresses") or []:
+                try:
+                    out.append(ipaddress.ip_interface(a))
+                except ValueError:
+                    continue
+    return out
+
+
+def listener_addresses(est: Estate, host: dict[str, Any]) -> list[str]:
+    """``MigrationServiceListenerIPAddressList``: the host's addresses incoming migrations are accepted on.
+
+    With migration off nothing listens; with ``UseAnyNetworkForMigration`` every address; otherwise only the
+    addresses inside the host's migration networks (Get-VMMigrationNetwork).
+    """
+    mig = ((host.get("hyperv") or {}).get("migration") or {})
+    if not mig.get("enabled"):
+        return []
+    addresses = host_addresses(est, host["name"])
+    if mig.get("use_any_network"):
+        return [str(a.ip) for a in addresses]
+    nets = []
+    for n in mig.get("networks") or []:
+        try:
+            nets.append(ipaddress.ip_network(n, strict=False))
+        except ValueError:
+            continue
+    return [str(a.ip) for a in addresses if any(a.ip.version == n.version and a.ip in n for n in nets)]
+
+
+def reachable(est: Estate, source: str, address: str) -> bool:
+    """The source has an address on the same subnet as ``address`` (the lab routes no migration traffic)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(a.ip.version == ip.version and ip in a.network for a in host_addresses(est, source))
+
+
+def method_error(code: int, target: str) -> CmdletError:
+    """A refused MigrateVirtualSystemToHost, as templates/_migration_wmi.ps1.j2 raises it."""
+    meaning = hyperv.MIGRATION_METHOD_RESULTS.get(code, "an undocumented return value")
+    return CmdletError(f"{METHOD} returned {code}: {meaning}",
+                       category="PermissionDenied" if code == hyperv.METHOD_ACCESS_DENIED else "InvalidOperation",
+                       fqid=hyperv.method_error_fqid(METHOD, code), target=target,
+                       exception="System.InvalidOperationException")
 
 
 # -- names --------------------------------------------------------------------------------------------------
@@ -113,8 +184,12 @@ def _connect_failure(source: dict[str, Any], dest_given: str, text: str) -> Cmdl
         category="NotSpecified", fqid=f"Unspecified,{VM_FQID}", target=source["name"].upper())
 
 
-def connection_error(est: Estate, source: dict[str, Any], dest_given: str, include_storage: bool) -> CmdletError | None:
-    """What stops the source's VMMS from even talking to the destination's, in the order it meets it."""
+def connection_error(est: Estate, source: dict[str, Any], dest_given: str, include_storage: bool,
+                     addresses: list[str] | None = None) -> CmdletError | None:
+    """What stops the source's VMMS from even talking to the destination's, in the order it meets it.
+
+    ``addresses``: DestinationIPAddressList; empty, the service tries the destination's listener addresses.
+    """
     dest = lab_host(est, dest_given)
     if dest is None:
         return _connect_failure(source, dest_given, "No such host is known. (0x80072AF9).")
@@ -130,6 +205,13 @@ def connection_error(est: Estate, source: dict[str, Any], dest_given: str, inclu
     dmig = (dest.get("hyperv") or {}).get("migration") or {}
     if not dmig.get("enabled"):
         # Nothing listens on the migration port (6600) when migration is off.
+        return _connect_failure(source, dest_given, "No connection could be made because the target machine "
+                                "actively refused it. (0x8007274D).")
+    listening = listener_addresses(est, dest)
+    asked = list(addresses or []) or listening
+    if not [a for a in asked if a in listening and reachable(est, source["name"], a)]:
+        # Nothing listens on an address the source can reach: outside the destination's migration networks, or
+        # on a subnet the source has no address on.
         return _connect_failure(source, dest_given, "No connection could be made because the target machine "
                                 "actively refused it. (0x8007274D).")
     if smig.get("auth_type") == "CredSSP" or dmig.get("auth_type") == "CredSSP":
@@ -150,7 +232,7 @@ def connection_error(est: Estate, source: dict[str, Any], dest_given: str, inclu
 
 
 def incompatibilities(est: Estate, vm: dict[str, Any], dest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Compare-VM's report: what the destination lacks for this VM."""
+    """The host check's incompatibilities (Msvm_Error; Compare-VM reports the same MessageId): what the destination lacks."""
     out: list[dict[str, Any]] = []
     switches = {s["name"].lower() for s in est.all("switch", host=dest["name"])}
     for adapter in vm.get("adapters") or []:
@@ -182,17 +264,23 @@ def _failed_at_destination(vm: dict[str, Any], dest: dict[str, Any], text: str) 
         category="NotSpecified", fqid=f"Unspecified,{VM_FQID}", target=vm["name"])
 
 
+def is_move(j: dict[str, Any]) -> bool:
+    return int(j.get("job_type", 0)) in hyperv.MOVE_JOB_TYPES
+
+
+def moving(est: Estate, vm_id: str) -> bool:
+    """A move of the VM is under way (the service refuses another: 32775 invalid state)."""
+    return any(is_move(j) and j["vm_id"].lower() == vm_id.lower() and j["state"] in ACTIVE
+               for j in est.all("migration_job"))
+
+
 def incoming(est: Estate, dest: str) -> list[dict[str, Any]]:
-    return [j for j in est.all("migration_job") if j["state"] in ACTIVE and j.get("dest", "").lower() == dest.lower()]
+    return [j for j in est.all("migration_job")
+            if is_move(j) and j["state"] in ACTIVE and j.get("dest", "").lower() == dest.lower()]
 
 
 def resource_error(est: Estate, vm: dict[str, Any], source: dict[str, Any], dest: dict[str, Any], dest_path: str,
                    include_storage: bool) -> CmdletError | None:
-    if any(j["vm_id"] == vm["id"] and j["state"] in ACTIVE for j in est.all("migration_job")):
-        return CmdletError(
-            f"Virtual machine migration operation for '{vm['name']}' failed at migration source "
-            f"'{source['name'].upper()}'. The operation cannot be performed while the object is in use.",
-            category="ResourceBusy", fqid=f"ObjectInUse,{VM_FQID}", target=vm["name"])
     if est.get("planned_vm", f"{dest['name']}/{vm['id']}") is not None:
         return _failed_at_destination(vm, dest, "Cannot create a file when that file already exists. (0x800700B7). "
                                       "A planned virtual machine with the same identifier exists on the destination.")
@@ -239,6 +327,7 @@ def job_view(j: dict[str, Any], est: Estate, now: float) -> dict[str, Any]:
         "error_description": j.get("error_description", ""),
         "destination_host": j.get("dest_given", ""),
         "migration_type": j["migration_type"],
+        "job_type": int(j["job_type"]),
         "start_time": j.get("start_time"),
         "elapsed_seconds": int(elapsed),
     }
@@ -248,7 +337,15 @@ def jobs_for(est: Estate, host: str, vm_id: str, now: float) -> list[dict[str, A
     return [job_view(j, est, now) for j in est.all("migration_job", host=host) if j["vm_id"].lower() == vm_id.lower()]
 
 
+def started_job(j: dict[str, Any]) -> dict[str, Any]:
+    """The identity of a job as the method's ``Job`` out-parameter, read back, gives it."""
+    return {"instance_id": j["key"], "job_type": int(j["job_type"]), "vm_id": j["vm_id"].upper(),
+            "start_time": j.get("start_time")}
+
+
 def _slots(j: dict[str, Any]) -> list[tuple[str, str]]:
+    if not is_move(j):
+        return []  # a check or planned-VM creation takes no migration slot
     if j["migration_type"] == STORAGE:
         return [(j["source"].lower(), "max_storage_migrations")]
     return [(j["source"].lower(), "max_vm_migrations"), (j["dest"].lower(), "max_vm_migrations")]
@@ -310,7 +407,21 @@ def settle(call: LabCall) -> None:
         elapsed = (now - float(j["started_at"])) * scale
         percent = 100 if duration <= 0 else min(100, int(elapsed * 100 / duration))
         fail_at = j.get("fail_at")
-        if fail_at is not None and percent >= int(fail_at):
+        if j.get("fail_reason"):
+            # It failed as it began (connecting, creating the planned VM): seen by the first look after the call.
+            j["percent"] = 0
+            j["state"] = EXCEPTION
+            j["error_code"] = 32768
+            j["error_description"] = j["fail_reason"]
+            j["finished_at"] = float(j["started_at"])
+        elif not is_move(j):
+            if elapsed >= duration:
+                j["percent"] = 100
+                j["state"] = COMPLETED
+                j["finished_at"] = float(j["started_at"]) + duration / scale
+            else:
+                j["percent"] = percent
+        elif fail_at is not None and percent >= int(fail_at):
             j["percent"] = int(fail_at)
             j["finished_at"] = float(j["started_at"]) + duration * int(fail_at) / 100 / scale
             _fail(est, j)
@@ -335,7 +446,8 @@ def settle(call: LabCall) -> None:
             for slot in _slots(j):
                 busy[slot] = busy.get(slot, 0) + 1
             # Moves out of one host share its links: a move starting beside others gets its share of the bandwidth.
-            sharing = 1 + sum(1 for o in jobs if o is not j and o["state"] == RUNNING and o["source"] == j["source"])
+            sharing = 1 + sum(1 for o in jobs if o is not j and is_move(o) and o["state"] == RUNNING
+                              and o["source"] == j["source"])
             j["duration"] = (int(j["disk_bytes"]) + int(j["memory_bytes"])) / (float(j["bandwidth_bps"]) / sharing)
             changed[j["key"]] = j
     for j in changed.values():
@@ -354,25 +466,27 @@ def settle(call: LabCall) -> None:
 
 
 def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, dest_given: str, dest_path: str,
-             include_storage: bool) -> dict[str, Any]:
+             include_storage: bool, fail_reason: str = "") -> dict[str, Any]:
+    """A move's job; ``dest`` None: a storage move on this host. ``fail_reason``: it fails as it starts."""
     est = call.estate
     disk_bytes = sum(int(d["file_size"]) for d in vm["disks"]) if include_storage else 0
     memory_bytes = int(vm["memory_startup"]) if running(vm) and dest is not None else 0
-    if dest is None:
+    if dest is None and not dest_given:
         migration_type, bps = STORAGE, float(LOCAL_COPY_BPS)
     else:
         migration_type = VIRTUAL_SYSTEM_AND_STORAGE if include_storage else VIRTUAL_SYSTEM
-        bps = bandwidth(est, call.name, dest["name"])
+        bps = bandwidth(est, call.name, dest["name"]) if dest is not None else float(LOCAL_COPY_BPS)
     job = {
         "key": "{" + str(uuid.uuid4()).upper() + "}",
         "vm_id": vm["id"],
         "vm_name": vm["name"],
         "source": call.name,
-        "dest": dest["name"] if dest is not None else call.name,
+        "dest": dest["name"] if dest is not None else (dest_given.split(".")[0] or call.name),
         "dest_given": dest_given,
         "dest_path": dest_path,
         "include_storage": include_storage,
         "migration_type": migration_type,
+        "job_type": hyperv.JOB_TYPE_FOR_MIGRATION[migration_type],
         "disk_bytes": disk_bytes,
         "memory_bytes": memory_bytes,
         "bandwidth_bps": bps,
@@ -383,8 +497,16 @@ def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, 
         "started_at": None,
         "start_time": None,
         "fail_at": vm.get("lab_fail_migration"),
+        "fail_reason": fail_reason,
     }
     return job
+
+
+def _remote_vm_job(call: LabCall, move: dict[str, Any]) -> dict[str, Any]:
+    """The "Creating Remote Virtual Machine" job (300) a move to another host runs first: not the move."""
+    return {**move, "key": "{" + str(uuid.uuid4()).upper() + "}", "job_type": hyperv.JobType.CREATING_REMOTE_VM,
+            "disk_bytes": 0, "memory_bytes": 0, "duration": REMOTE_VM_SECONDS, "state": RUNNING,
+            "started_at": call.now, "fail_at": None, "fail_reason": ""}
 
 
 def _enqueue(call: LabCall, job: dict[str, Any]) -> None:
@@ -392,6 +514,9 @@ def _enqueue(call: LabCall, job: dict[str, Any]) -> None:
 
     job["start_time"] = datetime.fromtimestamp(call.now, tz=timezone.utc).isoformat()
     call.estate.put("migration_job", job["key"], job, host=call.name)
+    if job["migration_type"] != STORAGE and not job["fail_reason"]:
+        check = _remote_vm_job(call, job)
+        call.estate.put("migration_job", check["key"], check, host=call.name)
     settle(call)  # starts it now when a slot is free, else it waits in the queue
 
 
@@ -401,6 +526,23 @@ def _migration_settings(h: dict[str, Any]) -> dict[str, Any]:
     m = h["hyperv"]["migration"]
     return {k: m[k] for k in ("enabled", "auth_type", "use_any_network", "networks", "max_vm_migrations",
                               "max_storage_migrations")}
+
+
+def _check_job(call: LabCall, vm: dict[str, Any], dest_given: str, include: bool, *, failed: bool) -> None:
+    """The job CheckVirtualSystemIsMigratable leaves behind (301/302), ended; it lingers like any job."""
+    from datetime import datetime, timezone
+
+    key = "{" + str(uuid.uuid4()).upper() + "}"
+    call.estate.put("migration_job", key, {
+        "key": key, "vm_id": vm["id"], "vm_name": vm["name"], "source": call.name,
+        "dest": dest_given.split(".")[0], "dest_given": dest_given, "dest_path": "", "include_storage": include,
+        "migration_type": VIRTUAL_SYSTEM_AND_STORAGE if include else VIRTUAL_SYSTEM,
+        "job_type": hyperv.JobType.CHECKING_VM_AND_STORAGE if include else hyperv.JobType.CHECKING_VM,
+        "disk_bytes": 0, "memory_bytes": 0, "bandwidth_bps": 1.0, "duration": 0.0,
+        "state": EXCEPTION if failed else COMPLETED, "percent": 100, "error_code": 32768 if failed else 0,
+        "queued_at": call.now, "started_at": call.now, "finished_at": call.now,
+        "start_time": datetime.fromtimestamp(call.now, tz=timezone.utc).isoformat(), "fail_at": None,
+        "fail_reason": ""}, host=call.name)
 
 
 @handles("migrate_source_preflight")
@@ -421,24 +563,30 @@ def migrate_source_preflight(call: LabCall) -> dict[str, Any]:
             "switches": [a["switch"] for a in vm["adapters"]],
         })
         jobs.extend(jobs_for(est, call.name, vm["id"], call.now))
-    compare: dict[str, Any] = {"ran": False, "error": None, "incompatibilities": []}
+    check: dict[str, Any] = {"ran": False, "error": None, "incompatibilities": []}
     if len(found) == 1:
         include = bool(p.get("IncludeStorage"))
         err = connection_error(est, call.host, str(p["DestinationHost"]), include)
         if err is not None:
-            compare["error"] = err.record
+            # The check's job fails as the move would: its error, as the template raises it.
+            check["error"] = {**err.record, "exception": "System.Management.Automation.RuntimeException",
+                              "category": "OperationStopped", "fqid": str(err.record["message"]),
+                              "target": ""}
         else:
             dest = lab_host(est, str(p["DestinationHost"]))
             assert dest is not None
-            compare["ran"] = True
-            compare["incompatibilities"] = incompatibilities(est, found[0], dest)
+            check["ran"] = True
+            check["incompatibilities"] = [{**i, "source": f"Msvm_{i['source']}"} for i in
+                                          incompatibilities(est, found[0], dest)]
+        _check_job(call, found[0], str(p["DestinationHost"]), include, failed=err is not None or
+                   bool(check["incompatibilities"]))
     return {
         "computer_name": call.name.upper(),
         "os_version": call.host["os_version"],
         "cpu_vendor": call.host.get("cpu_vendor", ""),
         "migration": _migration_settings(call.host),
         "vms": vms,
-        "compare": compare,
+        "check": check,
         "jobs": jobs,
     }
 
@@ -479,6 +627,7 @@ def migrate_dest_preflight(call: LabCall) -> dict[str, Any]:
         "memory_free_bytes": memory_free(est, h),
         "vm_path": h["hyperv"]["vm_path"],
         "migration": _migration_settings(h),
+        "listener_addresses": listener_addresses(est, h),
         "switches": [s["name"] for s in est.all("switch", host=call.name)],
         "supported_versions": SUPPORTED_VERSIONS[h["os"]],
         "path": info,
@@ -489,60 +638,61 @@ def migrate_dest_preflight(call: LabCall) -> dict[str, Any]:
 
 @handles("migrate_start")
 def migrate_start(call: LabCall) -> dict[str, Any]:
+    """MigrateVirtualSystemToHost (VirtualSystem or VirtualSystemAndStorage): 4096 and the job's reference."""
     require_hyperv(call)
     est, p = call.estate, call.params
     vm = get_vm_by_id(call, str(p["VmId"]))
     dest_given = str(p["DestinationHost"])
     include = bool(p.get("IncludeStorage"))
     dest_path = str(p.get("DestinationStoragePath") or "")
+    addresses = [str(a) for a in p.get("ListenerAddress") or []]
+    if moving(est, vm["id"]):
+        raise method_error(32775, str(p["VmId"]))
     if include and not dest_path:
-        raise CmdletError("Cannot validate argument on parameter 'DestinationStoragePath'. The argument is null or "
-                          "empty.", category="InvalidData", fqid=f"ParameterArgumentValidationError,{VM_FQID}")
-    err = connection_error(est, call.host, dest_given, include)
-    if err is not None:
-        raise err
+        raise method_error(32773, str(p["VmId"]))  # a relocation with no folder: HostResource would be empty
     dest = lab_host(est, dest_given)
-    assert dest is not None
-    report = incompatibilities(est, vm, dest)
-    if report:
-        raise _failed_at_destination(vm, dest, report[0]["message"])
-    err = hardware_error(vm, call.host, dest) or resource_error(est, vm, call.host, dest, dest_path, include)
-    if err is not None:
-        raise err
-    job = _new_job(call, vm, dest=dest, dest_given=dest_given, dest_path=dest_path, include_storage=include)
-    est.put("planned_vm", f"{dest['name']}/{vm['id']}",
-            {"key": f"{dest['name']}/{vm['id']}", "host": dest["name"], "id": vm["id"], "name": vm["name"],
-             "source": call.name}, host=dest["name"])
+    if dest is not None and dest["name"].lower() == call.name.lower():
+        raise method_error(32773, str(p["VmId"]))
+    # Everything from here happens inside the job, after the method has returned.
+    err = connection_error(est, call.host, dest_given, include, addresses)
+    if err is None and dest is not None:
+        report = incompatibilities(est, vm, dest)
+        err = (_failed_at_destination(vm, dest, report[0]["message"]) if report else
+               hardware_error(vm, call.host, dest) or resource_error(est, vm, call.host, dest, dest_path, include))
+    job = _new_job(call, vm, dest=dest, dest_given=dest_given, dest_path=dest_path, include_storage=include,
+                   fail_reason=str(err.record["message"]) if err is not None else "")
+    if err is None and dest is not None:
+        est.put("planned_vm", f"{dest['name']}/{vm['id']}",
+                {"key": f"{dest['name']}/{vm['id']}", "host": dest["name"], "id": vm["id"], "name": vm["name"],
+                 "source": call.name}, host=dest["name"])
     _enqueue(call, job)
-    return {"started": True, "ps_job_id": 1, "ps_job_state": "Running",
-            "jobs": jobs_for(est, call.name, vm["id"], call.now)}
+    return {"return_value": hyperv.METHOD_JOB_STARTED, "job": started_job(job)}
 
 
 @handles("storage_move_start")
 def storage_move_start(call: LabCall) -> dict[str, Any]:
+    """MigrateVirtualSystemToHost with MigrationType Storage and no destination host."""
     require_hyperv(call)
     est, p = call.estate, call.params
     vm = get_vm_by_id(call, str(p["VmId"]))
     dest_path = str(p["DestinationStoragePath"])
-    if any(j["vm_id"] == vm["id"] and j["state"] in ACTIVE for j in est.all("migration_job")):
-        raise CmdletError(f"The operation cannot be performed while the virtual machine '{vm['name']}' is being "
-                          "migrated.", category="ResourceBusy", fqid="ObjectInUse,Microsoft.HyperV.PowerShell.Commands."
-                          "MoveVMStorage", target=vm["name"])
+    if moving(est, vm["id"]):
+        raise method_error(32775, str(p["VmId"]))
+    reason = ""
     if not dest_path.startswith("\\\\"):
         letter = drive_of(dest_path)
         free = volume_free(est, call.name, letter) if letter else None
-        if free is None:
-            raise CmdletError(f"Failed to create folder '{dest_path}'. The system cannot find the path specified. "
-                              "(0x80070003).", category="ObjectNotFound",
-                              fqid="ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.MoveVMStorage", target=vm["name"])
         same = sum(int(d["file_size"]) for d in vm["disks"] if drive_of(d["path"]) == letter)
-        if free + same < sum(int(d["file_size"]) for d in vm["disks"]):
-            raise CmdletError("There is not enough space on the disk. (0x80070070).", category="WriteError",
-                              fqid="OperationFailed,Microsoft.HyperV.PowerShell.Commands.MoveVMStorage", target=vm["name"])
-    job = _new_job(call, vm, dest=None, dest_given="", dest_path=dest_path, include_storage=True)
+        if free is None:
+            reason = f"Failed to create folder '{dest_path}'. The system cannot find the path specified. (0x80070003)."
+        elif free + same < sum(int(d["file_size"]) for d in vm["disks"]):
+            reason = "There is not enough space on the disk. (0x80070070)."
+    if reason:
+        reason = (f"Storage migration for virtual machine '{vm['name']}' ({vm['id'].upper()}) failed with error "
+                  f"'{reason}'")
+    job = _new_job(call, vm, dest=None, dest_given="", dest_path=dest_path, include_storage=True, fail_reason=reason)
     _enqueue(call, job)
-    return {"started": True, "ps_job_id": 1, "ps_job_state": "Running",
-            "jobs": jobs_for(est, call.name, vm["id"], call.now)}
+    return {"return_value": hyperv.METHOD_JOB_STARTED, "job": started_job(job)}
 
 
 @handles("migrate_status")
@@ -564,37 +714,41 @@ def migrate_status(call: LabCall) -> dict[str, Any]:
 
 @handles("migrate_cancel")
 def migrate_cancel(call: LabCall) -> dict[str, Any]:
+    """RequestStateChange(Terminate) on each move job of the VM still under way; check jobs are left alone."""
     require_hyperv(call)
     est, vm_id = call.estate, str(call.params["VmId"])
-    cancelled, codes = [], []
+    cancelled, refused = [], []
     for j in est.all("migration_job", host=call.name):
-        if j["vm_id"].lower() != vm_id.lower() or j["state"] not in ACTIVE:
+        if j["vm_id"].lower() != vm_id.lower() or j["state"] not in ACTIVE or not is_move(j):
+            continue
+        if j["state"] == RUNNING and int(j.get("percent", 0)) >= NOT_CANCELLABLE_FROM:
+            refused.append({"instance_id": j["key"], "return_value": 4097})  # invalid state transition
             continue
         j["state"] = TERMINATED
         j["finished_at"] = call.now
         j["error_description"] = "The operation was cancelled."
         est.put("migration_job", j["key"], j, host=j["source"])
         cancelled.append(j["key"])
-        codes.append(0)
-    return {"cancelled": cancelled, "return_values": codes, "jobs": jobs_for(est, call.name, vm_id, call.now)}
+    return {"cancelled": cancelled, "refused": refused, "jobs": jobs_for(est, call.name, vm_id, call.now)}
 
 
 @handles("migrate_cleanup")
 def migrate_cleanup(call: LabCall) -> dict[str, Any]:
+    """DestroySystem on the planned VM; 32775 (invalid state) while a move into it still runs."""
     require_hyperv(call)
     est, vm_id = call.estate, str(call.params["VmId"])
-    removed = []
+    removed, failed = [], []
     key = f"{call.name}/{vm_id}"
     pv = est.get("planned_vm", key)
     if pv is not None:
-        busy = any(j["vm_id"].lower() == vm_id.lower() and j["state"] in ACTIVE and j["dest"].lower() == call.name.lower()
-                   for j in est.all("migration_job"))
+        busy = any(is_move(j) and j["vm_id"].lower() == vm_id.lower() and j["state"] in ACTIVE
+                   and j["dest"].lower() == call.name.lower() for j in est.all("migration_job"))
         if busy:
-            raise CmdletError("The operation cannot be performed while the object is in use.", category="ResourceBusy",
-                              fqid="ObjectInUse", target=pv["name"])
-        est.delete("planned_vm", key)
-        removed.append({"id": pv["id"], "name": pv["name"]})
-    return {"removed": removed, "return_values": [0 for _ in removed]}
+            failed.append({"id": pv["id"], "name": pv["name"], "return_value": 32775})
+        else:
+            est.delete("planned_vm", key)
+            removed.append({"id": pv["id"], "name": pv["name"]})
+    return {"removed": removed, "failed": failed}
 
 
 __all__ = ["settle"]
