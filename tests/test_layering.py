@@ -50,10 +50,11 @@ def test_the_operations_import_no_cycle() -> None:
 
 
 def test_the_shared_target_helpers_live_in_ops_targets() -> None:
-    from hvauto.ops import delegation, smb, targets
+    from hvauto.ops import delegation, targets
+    from hvauto.ops.smb import share
 
     assert delegation.check_domain_host is targets.check_domain_host
-    assert smb.split_list is targets.split_list
+    assert share.split_list is targets.split_list
     assert targets.split_list(["a,b", " A ", "", "c"]) == ["a", "b", "c"]
 
 

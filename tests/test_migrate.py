@@ -567,7 +567,7 @@ def test_a_failure_inside_the_job_is_reported_with_the_jobs_error_and_no_success
             est.delete("vnic", "hostB/LiveMigration")  # hostB no longer listens on 10.0.50.22
         return pre
 
-    monkeypatch.setattr(ops, "preflight", preflight_then_the_network_goes)
+    monkeypatch.setattr("hvauto.ops.migrate.move.preflight", preflight_then_the_network_goes)
     res = hv("migrate", "--shared-nothing", "vm01", "hostB", "-o", "json", *FAST)
     assert res.code == ExitCode.REMOTE, res.err
     lines = res.json_lines()

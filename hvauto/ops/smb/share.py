@@ -1,25 +1,11 @@
-"""SMB 3.0 shares for VM storage: Full Control for the Hyper-V hosts on share and folder.
-
-Each action inspects the share in one round trip (``smb_share_get``: settings, share ACL,
-folder ACL by SID, open files, and the SIDs of the accounts hvauto wants), computes the
-plan here in Python (the SMB cmdlets do not honour ``-WhatIf`` reliably), and applies it
-in one more round trip (``smb_share_apply``), which reads the share back so the result is
-verified against the plan. Principals are compared by SID: account names are localised
-("Everyone" is "Jeder" on a German server) and the SIDs come from the server itself.
-
-What counts as *extra*: a share ACL entry for any principal hvauto was not asked for, and an
-explicit (not inherited) folder ACE for one, except SYSTEM, BUILTIN\\Administrators and
-CREATOR OWNER, which a folder keeps. Extras are reported; ``prune`` removes them.
-"""
+"""The share actions: create, grant, revoke, show and remove, each inspect, plan, apply, verify."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hvauto import versions
 from hvauto.errors import (
     NotFoundError,
     PreflightError,
@@ -29,326 +15,26 @@ from hvauto.errors import (
 )
 from hvauto.inventory import HostConfig, Inventory
 from hvauto.ops import delegation
+from hvauto.ops.smb.acl import (
+    FolderAce,
+    Grantee,
+    OpenFile,
+    ShareAce,
+    SharePlan,
+    ShareState,
+    Wanted,
+    _grantees,
+    _path_acl_supported,
+    _same_path,
+    apply_params,
+    plan_share,
+    read_share,
+)
+from hvauto.ops.smb.validate import EVERYONE, account_problems, expand_hosts, local_path_problems, qualify, share_name_problems
 from hvauto.ops.targets import check_domain_host, split_list
 from hvauto.results import Change
 from hvauto.session import Session
 
-EVERYONE = "S-1-1-0"
-#: Folder principals that are never extras: the OS and the server's administrators need them.
-FOLDER_KEEP = frozenset({"S-1-5-18", "S-1-5-32-544", "S-1-3-0"})
-SHARE_NAME_MAX = 80  # NNLEN
-PATH_MAX = 247  # a directory's path must leave room for an 8.3 file name under MAX_PATH
-_BAD_SHARE_CHARS = '\\/:*?"<>|'
-_BAD_PATH_CHARS = '<>:"/|?*'
-_SID_RE = re.compile(r"^S-1-[0-9]+(-[0-9]+)+$", re.I)
-_RESERVED_SHARES = {"IPC$", "ADMIN$", "PRINT$"}
-
-
-# -- validation (before any remote call) --------------------------------------------------------------
-
-def share_name_problems(name: str) -> list[str]:
-    if not name:
-        return ["the share name is empty"]
-    problems = []
-    bad = sorted({c for c in name if c in _BAD_SHARE_CHARS or ord(c) < 32})
-    if bad:
-        shown = " ".join(repr(c) if ord(c) < 32 else c for c in bad)
-        problems.append(f"share name {name!r} contains {shown}: a share name cannot contain "
-                        f'\\ / : * ? " < > | or control characters')
-    if len(name) > SHARE_NAME_MAX:
-        problems.append(f"share name {name!r} is {len(name)} characters long; Windows allows at most {SHARE_NAME_MAX}")
-    if name != name.strip():
-        problems.append(f"share name {name!r} starts or ends with a space")
-    if name.upper() in _RESERVED_SHARES or re.fullmatch(r"[A-Za-z]\$", name):
-        problems.append(f"{name!r} is an administrative share that Windows manages itself")
-    return problems
-
-
-def local_path_problems(path: str) -> list[str]:
-    if not path:
-        return ["the folder path is empty"]
-    if path.startswith(("\\\\", "//")):
-        return [f"{path!r} is a UNC path; give the folder's local path on the file server (like D:\\Shares\\VMs)"]
-    if not re.match(r"^[A-Za-z]:\\", path):
-        return [f"{path!r} is not an absolute local path on the file server (expected like D:\\Shares\\VMs)"]
-    problems = []
-    rest = path[3:]
-    bad = sorted({c for c in rest if c in _BAD_PATH_CHARS or ord(c) < 32})
-    if bad:
-        problems.append(f"path {path!r} contains {' '.join(bad)}, which Windows does not allow in a folder name")
-    parts = [p for p in rest.split("\\") if p]
-    if any(p in (".", "..") for p in parts):
-        problems.append(f"path {path!r} contains . or .. ; give the folder's full path")
-    if any(p != p.rstrip(" .") for p in parts):
-        problems.append(f"path {path!r} has a folder name ending in a space or a dot, which Windows strips")
-    if not parts:
-        problems.append(f"{path!r} is the root of a volume; share a folder on it (like {path[:3]}Shares\\VMs)")
-    if len(path) > PATH_MAX:
-        problems.append(f"path {path!r} is longer than {PATH_MAX} characters")
-    return problems
-
-
-def expand_hosts(inv: Inventory, names: Sequence[str], problems: list[str]) -> list[HostConfig]:
-    """Hyper-V hosts named directly or through an inventory group, each checked."""
-    out: list[HostConfig] = []
-    if not names:
-        problems.append("no hosts given (--hosts H1,H2)")
-    for name in names:
-        members = inv.groups.get(name, [name])
-        for member in members:
-            cfg = check_domain_host(inv, member, problems, role="hyperv")
-            if cfg is not None and cfg.name not in (c.name for c in out):
-                out.append(cfg)
-    return out
-
-
-def qualify(inv: Inventory, account: str) -> str:
-    """``Hyper-V Admins`` -> ``LAB\\Hyper-V Admins``; qualified names and SIDs stay as given."""
-    account = account.strip()
-    if "\\" in account or _SID_RE.match(account):
-        return account
-    return f"{inv.netbios}\\{account}"
-
-
-def account_problems(account: str) -> list[str]:
-    if not account.strip():
-        return ["an account name is empty"]
-    if any(ord(c) < 32 for c in account) or account.count("\\") > 1:
-        return [f"{account!r} is not an account name (expected DOMAIN\\name, name or a SID)"]
-    return []
-
-
-# -- what the server says -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Wanted:
-    """A principal hvauto grants Full on share and folder, and why."""
-
-    account: str
-    reason: str
-    host: str | None = None
-
-
-@dataclass(frozen=True)
-class Grantee:
-    account: str
-    sid: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ShareAce:
-    account: str
-    sid: str
-    type: str
-    right: str
-
-    @property
-    def full(self) -> bool:
-        return self.type == "Allow" and self.right == "Full"
-
-
-@dataclass(frozen=True)
-class FolderAce:
-    account: str
-    sid: str
-    rights: str
-    type: str
-    inherited: bool
-    inheritance: str
-    propagation: str
-
-    @property
-    def full_inherited(self) -> bool:
-        """Allow Full Control on the folder itself and inherited by its folders and files."""
-        flags = {f.strip() for f in self.inheritance.split(",")}
-        return (self.type == "Allow" and "FullControl" in self.rights
-                and {"ContainerInherit", "ObjectInherit"} <= flags and "InheritOnly" not in self.propagation)
-
-
-@dataclass(frozen=True)
-class OpenFile:
-    path: str
-    client: str
-    user: str
-
-
-@dataclass
-class ShareState:
-    server: str
-    name: str
-    exists: bool
-    path: str
-    settings: dict[str, Any] | None
-    share_acl: list[ShareAce]
-    folder_exists: bool
-    folder_acl: list[FolderAce]
-    open_files: list[OpenFile]
-    resolved: dict[str, str]
-    unresolved: dict[str, str]
-
-    @classmethod
-    def from_result(cls, server: str, name: str, d: dict[str, Any]) -> ShareState:
-        share = d.get("share")
-        folder = d.get("folder") or {}
-        resolved, unresolved = {}, {}
-        for r in d.get("resolved") or []:
-            if r.get("sid"):
-                resolved[str(r["account"]).lower()] = str(r["sid"]).upper()
-            else:
-                unresolved[str(r["account"])] = str(r.get("error") or "could not be translated")
-        return cls(
-            server=server,
-            name=str(share["name"]) if share else name,
-            exists=share is not None,
-            path=str(share["path"] if share else folder.get("path") or ""),
-            settings=dict(share) if share else None,
-            share_acl=[ShareAce(str(a["account"]), str(a.get("sid") or "").upper(), str(a["type"]), str(a["right"]))
-                       for a in d.get("share_access") or []],
-            folder_exists=bool(folder.get("exists")),
-            folder_acl=[FolderAce(str(a.get("account") or ""), str(a["sid"]).upper(), str(a["rights"]), str(a["type"]),
-                                  bool(a["inherited"]), str(a.get("inheritance") or ""), str(a.get("propagation") or ""))
-                        for a in folder.get("acl") or []],
-            open_files=[OpenFile(str(f["path"]), str(f.get("client") or ""), str(f.get("user") or ""))
-                        for f in d.get("open_files") or []],
-            resolved=resolved,
-            unresolved=unresolved,
-        )
-
-    def share_full(self, sid: str) -> bool:
-        return any(a.sid == sid and a.full for a in self.share_acl)
-
-    def folder_full(self, sid: str) -> bool:
-        return any(a.sid == sid and a.full_inherited for a in self.folder_acl)
-
-
-def read_share(session: Session, server: str, name: str, *, path: str = "",
-               accounts: Sequence[str] = ()) -> ShareState:
-    data = session.run(server, "smb_share_get", {"Name": name, "Path": path, "Account": list(accounts)}).data
-    return ShareState.from_result(session.host(server).name, name, data)
-
-
-# -- the plan -----------------------------------------------------------------------------------------
-
-@dataclass
-class SharePlan:
-    create_folder: bool = False
-    create_share: bool = False
-    set_continuously_available: bool = False
-    set_encrypt_data: bool = False
-    share_grant: list[Grantee] = field(default_factory=list)
-    share_revoke: list[ShareAce] = field(default_factory=list)
-    folder_grant: list[Grantee] = field(default_factory=list)
-    folder_revoke: list[FolderAce] = field(default_factory=list)
-    use_path_acl: bool = False
-    #: Reported, left alone (unless pruning, when they are in the revoke lists too).
-    share_extra: list[ShareAce] = field(default_factory=list)
-    folder_extra: list[FolderAce] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.create_folder or self.create_share or self.set_continuously_available
-                    or self.set_encrypt_data or self.share_grant or self.share_revoke or self.folder_grant
-                    or self.folder_revoke)
-
-    def changes(self, name: str, path: str) -> list[Change]:
-        """What this plan changes: what-if lists exactly these, and a real run reports them once verified."""
-        share, folder = f"share {name}", f"folder {path}"
-        out = []
-        if self.create_folder:
-            out.append(Change("create", folder))
-        if self.create_share:
-            out.append(Change("create", share, f"on {path}, Full for {', '.join(g.account for g in self.share_grant)}"))
-        else:
-            out += [Change("grant", share, f"Full to {g.account} ({g.sid})") for g in self.share_grant]
-        out += [Change("revoke", share, f"{a.account or a.sid} ({a.sid}, {a.type} {a.right})") for a in self.share_revoke]
-        if self.set_continuously_available:
-            out.append(Change("set", share, "continuous availability on"))
-        if self.set_encrypt_data:
-            out.append(Change("set", share, "SMB encryption on"))
-        out += [Change("remove", folder, f"{a.account or a.sid} ({a.sid}, {a.type} {a.rights})")
-                for a in self.folder_revoke]
-        if self.use_path_acl:
-            # One Set-SmbPathAcl: the folder gets the share ACL as inherited Full Control ACEs.
-            out.append(Change("set", folder, f"ACL copied from the share (Set-SmbPathAcl): Full Control for "
-                                             f"{', '.join(g.account for g in self.folder_grant)}, inherited by "
-                                             "folders and files"))
-        else:
-            out += [Change("grant", folder, f"Full Control to {g.account} ({g.sid}), inherited by folders and files")
-                    for g in self.folder_grant]
-        return out
-
-    def extras(self) -> list[str]:
-        """Principals not asked for that stay after this plan."""
-        revoked = {a.sid for a in self.share_revoke}
-        out = [f"share: {a.account or a.sid} ({a.sid}) has {a.type} {a.right}"
-               for a in self.share_extra if not (a.sid in revoked and a.type == "Allow")]
-        gone = {a.sid for a in self.folder_revoke}
-        out += [f"folder: {a.account or a.sid} ({a.sid}) has explicit {a.type} {a.rights}"
-                for a in self.folder_extra if a.sid not in gone]
-        return out
-
-
-def plan_share(state: ShareState, wanted: Sequence[Grantee], *, create: bool, prune: bool,
-               continuously_available: bool = False, encrypt_data: bool = False,
-               path_acl_supported: bool = False, report_extras: bool = True) -> SharePlan:
-    """Compare the server's state with the wanted principals, by SID, and list what to do."""
-    want = {g.sid: g for g in wanted}
-    plan = SharePlan()
-    if not state.exists:
-        if not create:
-            raise NotFoundError(f"no share named {state.name!r} on {state.server}")
-        plan.create_share = True
-        plan.create_folder = not state.folder_exists
-        plan.share_grant = list(want.values())
-    else:
-        plan.share_grant = [g for g in want.values() if not state.share_full(g.sid)]
-        if report_extras:
-            plan.share_extra = [a for a in state.share_acl if a.sid not in want]
-        plan.set_continuously_available = continuously_available and not (state.settings or {}).get(
-            "continuously_available")
-        plan.set_encrypt_data = encrypt_data and not (state.settings or {}).get("encrypt_data")
-    plan.folder_grant = [g for g in want.values() if not state.folder_full(g.sid)]
-    if report_extras:
-        plan.folder_extra = [a for a in state.folder_acl
-                             if not a.inherited and a.sid not in want and a.sid not in FOLDER_KEEP]
-    if prune:
-        # Revoke-SmbShareAccess removes allow entries only; a deny entry stays reported (Unblock-SmbShareAccess).
-        plan.share_revoke = [a for a in plan.share_extra if a.type == "Allow"]
-        plan.folder_revoke = list(plan.folder_extra)
-    # Set-SmbPathAcl copies the whole share ACL to the folder: use it only when, after this plan,
-    # the share ACL is exactly the wanted principals with Full and no explicit folder extra remains.
-    revoked = {a.sid for a in plan.share_revoke}
-    after = [a for a in state.share_acl if not (a.sid in revoked and a.type == "Allow")] if state.exists else []
-    granted = {g.sid for g in plan.share_grant}
-    exact = (all(a.type == "Allow" and (a.full or a.sid in granted) for a in after)
-             and {a.sid for a in after} | granted == set(want))
-    left_extra = bool(plan.folder_extra) and not prune
-    plan.use_path_acl = bool(path_acl_supported and plan.folder_grant and exact and not left_extra)
-    return plan
-
-
-def apply_params(name: str, path: str, plan: SharePlan, accounts: Sequence[str], *,
-                 continuously_available: bool = False, encrypt_data: bool = False) -> dict[str, Any]:
-    return {
-        "Name": name,
-        "Path": path,
-        "CreateFolder": plan.create_folder,
-        "CreateShare": plan.create_share,
-        "ContinuouslyAvailable": continuously_available,
-        "EncryptData": encrypt_data,
-        "SetContinuouslyAvailable": plan.set_continuously_available,
-        "SetEncryptData": plan.set_encrypt_data,
-        "ShareGrantSid": [g.sid for g in plan.share_grant],
-        "ShareRevokeSid": [a.sid for a in plan.share_revoke],
-        "NtfsGrantSid": [g.sid for g in plan.folder_grant],
-        "NtfsRevokeSid": [a.sid for a in plan.folder_revoke],
-        "UsePathAcl": plan.use_path_acl,
-        "Account": list(accounts),
-    }
-
-
-# -- results ------------------------------------------------------------------------------------------
 
 @dataclass
 class ShareResult:
@@ -396,30 +82,6 @@ def _wanted(inv: Inventory, hosts: Sequence[HostConfig], group: str | None, admi
             seen.add(w.account.lower())
             unique.append(w)
     return unique
-
-
-def _grantees(state: ShareState, wanted: Sequence[Wanted]) -> list[Grantee]:
-    problems = [Problem("account", f"{acct}: {why}", host=state.server,
-                        fix="check the name (DOMAIN\\name), or that the computer is joined to the domain")
-                for acct, why in state.unresolved.items()]
-    if problems:
-        raise PreflightError(problems, what="resolving accounts")
-    out: dict[str, Grantee] = {}
-    for w in wanted:
-        sid = state.resolved[w.account.lower()]
-        if sid == EVERYONE:
-            raise PreflightError([Problem("account", f"{w.account} is Everyone (S-1-1-0): hvauto never grants it",
-                                          host=state.server, fix="name the hosts and admins instead")])
-        out.setdefault(sid, Grantee(w.account, sid, w.reason))
-    return list(out.values())
-
-
-def _path_acl_supported(session: Session, server: str) -> bool:
-    return versions.at_least(session.os_version(server), "2012r2")
-
-
-def _same_path(a: str, b: str) -> bool:
-    return a.rstrip("\\").lower() == b.rstrip("\\").lower()
 
 
 def _apply(session: Session, server: str, name: str, path: str, plan: SharePlan, wanted: Sequence[Wanted],
@@ -486,8 +148,6 @@ def _check_ad_host(inv: Inventory, problems: list[str]) -> None:
         problems.append("the inventory has no host with the 'ad' role to write delegation to cifs/SERVER in "
                         "(add one, or pass --no-delegation)")
 
-
-# -- the actions --------------------------------------------------------------------------------------
 
 def create(session: Session, *, name: str, server: str, path: str, hosts: Sequence[str], group: str | None = None,
            admins: Sequence[str] = (), continuously_available: bool = False, encrypt: bool = False,
