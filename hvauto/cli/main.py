@@ -65,6 +65,11 @@ def root(
         typer.Option("--inventory", "-i", envvar="HVAUTO_INVENTORY", help="Inventory file (default ./hvauto.toml)."),
     ] = None,
     retries: Annotated[int, typer.Option(help="Attempts for transient transport faults.", min=1, max=10)] = 4,
+    forks: Annotated[
+        int | None,
+        typer.Option("--forks", envvar="HVAUTO_FORKS", min=1, max=1024,
+                     help="Hosts contacted at once by commands that fan out (default: all of them, at most 64)."),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log what happens to stderr.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -73,6 +78,7 @@ def root(
     obj = ctx.obj if isinstance(ctx.obj, App) else App()
     obj.inventory_path = inventory
     obj.retries = retries
+    obj.forks = forks
     ctx.obj = obj
     logger = logging.getLogger("hvauto")
     if debug:
