@@ -3,6 +3,8 @@ command builds and imports at start, how many requests a step costs (tests/wire 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -57,3 +59,41 @@ def test_forks_caps_the_hosts_at_once(lab: Lab, monkeypatch: pytest.MonkeyPatch,
 def test_forks_must_be_positive(lab: Lab) -> None:
     out = hv("--forks", "0", "vm", "list")
     assert out.code == 2 and "--forks" in out.err
+
+
+def _cli_modules(*argv: str) -> set[str]:
+    """The hvauto.cli modules a fresh interpreter has imported after ``hvauto ARGV``.
+
+    Read from sys.modules: -X importtime does not see importlib.import_module, which builds the nouns.
+    """
+    code = ("import sys\nfrom hvauto.cli.main import run\ncode = run(sys.argv[1:])\n"
+            "print(' '.join(m for m in sys.modules if m.startswith('hvauto.cli.')))\nsys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(done.stdout.splitlines()[-1].split())
+
+
+def test_help_builds_no_noun_and_a_command_builds_only_its_own() -> None:
+    nouns = {"hvauto.cli." + m for m in ("delegation", "fabric", "host", "lab", "migrate", "runbook", "schedule",
+                                         "smb", "switch", "vm")}
+    assert _cli_modules("--help") & nouns == set()
+    assert _cli_modules("vm", "--help") & nouns == {"hvauto.cli.vm"}
+
+
+def test_the_root_lists_every_noun_as_its_module_says() -> None:
+    """The table's one-line help (what --help shows without importing a module) is the module's own."""
+    import typer.main
+
+    from hvauto.cli.main import COMMANDS, full_app, run
+
+    built = typer.main.get_command(full_app()).commands  # type: ignore[attr-defined]
+    assert list(built) == list(COMMANDS)
+    for name, cmd in built.items():
+        table_line = typer.core.TyperGroup(name=name, help=COMMANDS[name][2]).get_short_help_str(200)
+        assert table_line == cmd.get_short_help_str(200), name
+    assert run(["--help"]) == 0
+
+
+def test_an_unknown_noun_is_a_usage_error() -> None:
+    out = hv("nosuch")
+    assert out.code == 2 and "nosuch" in out.err
