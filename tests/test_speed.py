@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from hvauto import contract
 from hvauto.ops import vms
 from tests.conftest import Lab, hv
 
@@ -97,3 +98,106 @@ def test_the_root_lists_every_noun_as_its_module_says() -> None:
 def test_an_unknown_noun_is_a_usage_error() -> None:
     out = hv("nosuch")
     assert out.code == 2 and "nosuch" in out.err
+
+
+def test_retry_waits_grow_from_the_first_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto.errors import ConnectError
+    from hvauto.remote import retry
+
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise ConnectError("connection refused", host="h", sent=False)
+        return "ok"
+
+    policy = retry.RetryPolicy(attempts=4, initial=0.5, maximum=1.5, jitter=0)
+    assert retry.call_with_retry(flaky, policy, idempotent=False) == "ok"
+    assert len(calls) == 4 and waits == [0.5, 1.0, 1.5]
+    calls.clear()
+    with pytest.raises(ConnectError):
+        retry.call_with_retry(flaky, retry.RetryPolicy(attempts=2, initial=0.1, jitter=0), idempotent=True)
+    assert len(calls) == 2
+
+
+def test_a_first_attempt_that_succeeds_imports_no_retry_library() -> None:
+    code = ("import sys\nfrom hvauto.remote.retry import RetryPolicy, call_with_retry\n"
+            "assert call_with_retry(lambda: 1, RetryPolicy(), idempotent=True) == 1\n"
+            "print('tenacity' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
+
+
+# -- the quick contract check agrees with jsonschema ---------------------------------------------
+
+def _shipped_schemas() -> list[dict[str, Any]]:
+    from hvauto.render import default_renderer
+
+    r = default_renderer()
+    return [dict(r.meta(n).output) for n in r.names()]
+
+
+def _keys(node: Any, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        found.update(node.get("properties", {}))
+        for v in node.values():
+            _keys(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _keys(v, found)
+    return found
+
+
+SCHEMAS = _shipped_schemas() + [
+    contract.schema(spec, {"job": {"id": "str", "n?": "num"}})
+    for spec in ({"a": "str?", "b?": "int"}, {"xs": [{"n": "int"}]}, {"state": "Running|Off"},
+                 {"counts": {"*": "int|bool"}}, "job", {"j": "job?"}, "any", ["num"])
+]
+
+
+def _values(keys: list[str]) -> Any:
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**40), st.floats(allow_nan=False, width=32),
+                        st.sampled_from(["", "Running", "Off", "x", "1"]))
+    return st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(keys or ["k"]) | st.text(max_size=2), inner, max_size=6)), max_leaves=25)
+
+
+@pytest.mark.parametrize("index", range(len(SCHEMAS)))
+def test_the_quick_check_agrees_with_jsonschema(index: int) -> None:
+    import jsonschema
+    from hypothesis import given, settings
+
+    schema = SCHEMAS[index]
+    validator = jsonschema.Draft202012Validator(schema)
+
+    @settings(max_examples=60, deadline=None)
+    @given(_values(sorted(_keys(schema, set()))))
+    def check(value: Any) -> None:
+        assert contract.conforms(schema, value) is validator.is_valid(value), value
+
+    check()
+
+
+def test_every_lab_answer_passes_the_quick_check(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid answers (the common case) never reach jsonschema: the quick check knows every shipped contract."""
+    from hvauto.session import Session
+
+    seen = []
+    real = contract.conforms
+
+    def spy(schema: Any, data: Any) -> Any:
+        seen.append(real(schema, data))
+        return seen[-1]
+
+    monkeypatch.setattr(contract, "conforms", spy)
+    with Session(lab.inventory) as session:
+        session.run("hostA", "vm_list")
+        session.run("hostA", "host_facts")
+    assert seen == [True, True]
+    assert all(contract.conforms(s, None) is not None for s in SCHEMAS)
