@@ -3,6 +3,7 @@ command builds and imports at start, how many requests a step costs (tests/wire 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -201,3 +202,44 @@ def test_every_lab_answer_passes_the_quick_check(lab: Lab, monkeypatch: pytest.M
         session.run("hostA", "host_facts")
     assert seen == [True, True]
     assert all(contract.conforms(s, None) is not None for s in SCHEMAS)
+
+
+# -- rendered templates are cached -------------------------------------------------------------
+
+def test_a_cached_render_imports_neither_jinja2_nor_yaml(tmp_path: Any) -> None:
+    code = ("import sys\nfrom hvauto.render import Renderer\n"
+            "s = Renderer().render('vm_list', '2022', {'Name': ['a']})\n"
+            "print(s.body.splitlines()[0], 'jinja2' in sys.modules, 'yaml' in sys.modules)")
+    env = dict(os.environ, HVAUTO_CACHE_DIR=str(tmp_path / "cache"))
+    first, second = (subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                                    check=True, env=env).stdout.split() for _ in range(2))
+    assert first[-2:] == ["True", "True"] and second[-2:] == ["False", "False"]
+    assert first[:-2] == second[:-2]  # the same machine line: the same body
+
+
+def test_the_cache_gives_what_rendering_gives_and_follows_a_changed_template(tmp_path: Any) -> None:
+    from hvauto.render import Renderer
+
+    fresh = Renderer(cache=False)
+    Renderer().render("vm_list", "2012")  # fills the cache
+    cached = Renderer()
+    for name in ("vm_list", "host_facts", "migrate_start"):
+        for version in ("2012", "2022"):
+            assert cached.body(name, version) == fresh.body(name, version)
+        assert cached.meta(name) == fresh.meta(name)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    src = '{#- hvauto\nsummary: Mine.\noutput: {n: int}\n-#}\n@{ok=$true; result=@{n=1}} | ConvertTo-Json\n'
+    (mine / "mine.ps1.j2").write_text(src)
+    assert "n=1" in Renderer([mine]).body("mine", "2022")
+    (mine / "mine.ps1.j2").write_text(src.replace("n=1", "n=22"))
+    assert "n=22" in Renderer([mine]).body("mine", "2022")
+
+
+def test_an_unwritable_cache_only_costs_time(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto.render import Renderer
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("HVAUTO_CACHE_DIR", str(blocker / "cache"))
+    assert Renderer().render("vm_list", "2022").body == Renderer(cache=False).render("vm_list", "2022").body
