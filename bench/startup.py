@@ -43,6 +43,8 @@ def main() -> None:
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     env.pop("HVAUTO_INVENTORY", None)
+    # As from an installed wheel (pip compiles its bytecode): the warm-up run below writes it for a checkout.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([py, "-m", "hvauto", "lab", "init", tmp], capture_output=True, check=True, env=env, cwd=tmp)
