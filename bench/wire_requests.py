@@ -2,7 +2,7 @@
 
     python -m bench.wire_requests --steps 1 10 50
 
-The counts are the ones in the README's design notes (psrp: 3 + 3N on one reused pool;
+The counts are the ones in the README's design notes (psrp: 2 + 3N on one reused pool;
 winrm: 6N, a shell per step); tests/wire/test_request_count.py keeps them from drifting.
 """
 

@@ -536,10 +536,11 @@ def test_two_runs_share_one_pool(host: FakeHost) -> None:
     t.run(SCRIPT)
     assert len(host.wsman_kwargs) == 1 and host.opened == 1
     assert host.pools[0].alive_checks == 0  # quick steps do not probe: that would be a request each
-    assert len(host.pipelines) == 2 and all(ps.closed for ps in host.pipelines)
+    # Each pipeline is terminated before the next one starts; the last is ended by the pool's Delete.
+    assert len(host.pipelines) == 2 and [ps.closed for ps in host.pipelines] == [True, False]
     assert host.pools[0].closed == 0
     t.close()
-    assert host.pools[0].closed == 1
+    assert host.pools[0].closed == 1 and not host.pipelines[1].closed
 
 
 @pytest.mark.parametrize("alive", [False, WSManFaultError(0x8033805B, None, "unexpected selectors", None, None, None),
