@@ -243,3 +243,42 @@ def test_an_unwritable_cache_only_costs_time(tmp_path: Any, monkeypatch: pytest.
     blocker.write_text("not a directory")
     monkeypatch.setenv("HVAUTO_CACHE_DIR", str(blocker / "cache"))
     assert Renderer().render("vm_list", "2022").body == Renderer(cache=False).render("vm_list", "2022").body
+
+
+# -- a move's end is seen soon after it happens ------------------------------------------------
+
+def test_polls_come_sooner_near_a_moves_expected_end() -> None:
+    from hvauto.ops.migrate.watch import MIN_POLL, next_poll
+
+    assert next_poll(10.0, 50, 1.0) == 1.0  # half done after 10 s: another 10 s to go
+    assert next_poll(3.0, 90, 1.0) == pytest.approx(1 / 3)  # 10 % left of 3 s: a third of a second
+    assert next_poll(3.0, 99, 1.0) == MIN_POLL
+    assert next_poll(0.01, 0, 1.0) == MIN_POLL and next_poll(0.4, 0, 1.0) == 0.4  # no progress yet: doubling
+    assert next_poll(5.0, 10, 0.01) == 0.01  # never longer than asked
+
+
+def test_evacuate_sees_each_move_end_without_waiting_out_the_poll_interval(lab: Lab) -> None:
+    """At lab speed 200 every move ends within a fraction of a second; with a 1 s poll interval the
+    three moves of the default estate still finish in well under the 3 s a poll per move would take."""
+    with lab.store.transaction() as est:
+        est.set_meta("time_scale", "200")
+    from hvauto.ops import evacuate
+
+    with lab.session() as session:
+        polls: list[float] = []
+        real = time.sleep
+        watch_mod = sys.modules["hvauto.ops.migrate.watch"]  # the package re-exports watch(), hiding the module
+
+        def sleep(seconds: float) -> None:
+            polls.append(seconds)
+            real(seconds)
+
+        watch_mod_sleep = watch_mod.watch.__kwdefaults__
+        assert watch_mod_sleep is not None and watch_mod_sleep["sleep"] is time.sleep
+        watch_mod.watch.__kwdefaults__ = {**watch_mod_sleep, "sleep": sleep}
+        try:
+            result = evacuate.evacuate(session, host="hostA", to=["hostB"], poll_interval=1.0)
+        finally:
+            watch_mod.watch.__kwdefaults__ = watch_mod_sleep
+    assert all(v.status == "moved" for v in result.vms), [(v.vm, v.detail) for v in result.vms]
+    assert polls and max(polls) < 1.0
