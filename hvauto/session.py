@@ -84,6 +84,8 @@ class Session:
         self._host_locks: dict[str, threading.Lock] = {}
         self._versions: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: Set by ``--render``: a host may not be contacted (reaching one is a bug, never a fallback).
+        self.offline = False
 
     # -- context -----------------------------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -121,6 +123,8 @@ class Session:
 
     def transport(self, host: str) -> Transport:
         cfg = self.host(host)
+        if self.offline:
+            raise RuntimeError(f"{cfg.name}: a host was to be contacted while rendering (--render contacts none)")
         with self._lock:
             existing = self._transports.get(cfg.name)
         if existing is not None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .app import OutputOpt, RenderOpt, get_app
-from .common import failures_json, render_for
+from .common import failures_json, print_steps
 from .output import Output, emit, size, table
 
 app = typer.Typer(help="Virtual machines on the Hyper-V hosts.", no_args_is_help=True)
@@ -29,8 +29,7 @@ def list_(
     session = state.session
     targets = session.inventory.resolve(hosts or [], default_role="hyperv")
     if render:
-        for h in targets:
-            render_for(session, h, "vm_list", {"Name": list(name or [])})
+        print_steps(session, vms.list_steps(session, targets, list(name or [])), output)
         return
     group = vms.list_many(session, targets, list(name or []))
     found = [vm for per_host in group.values().values() for vm in per_host]

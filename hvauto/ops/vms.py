@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hvauto.session import GroupResult, Session
+from hvauto.steps import Step
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,16 @@ class VM:
 
 
 def list_on(session: Session, host: str, names: list[str] | None = None) -> list[VM]:
-    data = session.run(host, "vm_list", {"Name": names or []}).data
+    data = session.run(host, "vm_list", list_params(names)).data
     return [VM.from_result(session.host(host).name, v) for v in data["vms"]]
+
+
+def list_params(names: list[str] | None) -> dict[str, Any]:
+    return {"Name": list(names or [])}
+
+
+def list_steps(session: Session, hosts: list[str], names: list[str] | None = None) -> list[Step]:
+    return [Step(session.host(h).name, "vm_list", list_params(names), "read the host's VMs") for h in hosts]
 
 
 def list_many(session: Session, hosts: list[str], names: list[str] | None = None) -> GroupResult:
