@@ -97,9 +97,19 @@ class RenderedStep:
 
 
 def render_steps(session: Session, steps: Sequence[Step]) -> list[RenderedStep]:
-    """Render every step for its host's known version; no host is contacted."""
+    """Render every step for its host's known version; no host is contacted.
+
+    A host whose version the inventory does not give is asked once by the real run (``host_facts``,
+    PowerShell 3.0-safe) before the first step that depends on its version: that read comes first here.
+    """
+    probes = []
+    for host in dict.fromkeys(session.host(s.host).name for s in steps):
+        if session.known_version(host) is None and not any(
+                s.template == "host_facts" and session.host(s.host).name == host for s in steps):
+            probes.append(Step(host, "host_facts", {}, f"learn {host}'s Windows version (the inventory names none)",
+                               when="once, when a later step depends on the host's version"))
     out = []
-    for n, step in enumerate(steps, start=1):
+    for n, step in enumerate([*probes, *steps], start=1):
         cfg = session.host(step.host)
         version = session.known_version(cfg.name)
         assumed = version is None

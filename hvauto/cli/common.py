@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -19,20 +18,6 @@ if TYPE_CHECKING:
     from hvauto.steps import Step
 
     from .output import Output
-
-
-def render_for(session: Session, host: str, template: str, params: Mapping[str, Any] | None = None) -> None:
-    """Print the exact self-contained PowerShell for ``host``, contacting no host."""
-    cfg = session.host(host)
-    version = session.known_version(cfg.name)
-    if version is None:
-        version = versions.OLDEST
-        note(f"{cfg.name}: no OS version in the inventory; rendered for {versions.label(version)}, the oldest supported")
-    script = session.renderer.render(template, version, params)
-    sys.stdout.write(f"# ---- {template} for {cfg.name} ({versions.label(version)}) ----\n")
-    sys.stdout.write(script.as_text())
-    if not script.as_text().endswith("\n"):
-        sys.stdout.write("\n")
 
 
 def print_steps(session: Session, steps: list[Step], output: Output) -> None:

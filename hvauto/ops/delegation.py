@@ -236,6 +236,9 @@ def pairs_steps(session: Session, pairs: dict[str, list[HostConfig]] | dict[str,
                               when=f"for the SPNs {src} has; no step when it has none"))
             continue
         known = session.known_version(src)
+        if known is None:
+            steps.append(Step(src, "host_facts", {}, f"learn {src}'s Windows version (protocol transition from "
+                              f"{versions.label(PROTOCOL_TRANSITION_FROM)})"))
         transition: Any = (versions.at_least(known, PROTOCOL_TRANSITION_FROM) if known is not None
                            else ph(f"whether {src} runs {versions.label(PROTOCOL_TRANSITION_FROM)} or later"))
         steps.append(Step(dc, "ad_delegation_set", set_params(src, spns, [], transition),

@@ -33,7 +33,8 @@ def dest_preflight_params(vm: str, vm_id: str, storage_path: str | None) -> dict
 
 def start_params(vm_id: str, dest_fqdn: str, listeners: list[Any], storage_path: str | None,
                  mode: str) -> dict[str, Any]:
-    return {"VmId": vm_id, "DestinationHost": dest_fqdn, "ListenerAddress": [str(a) for a in listeners],
+    return {"VmId": vm_id, "DestinationHost": dest_fqdn,
+            "ListenerAddress": [a if isinstance(a, str) else str(a) for a in listeners],
             "DestinationStoragePath": storage_path if mode == SHARED_NOTHING and storage_path else "",
             "IncludeStorage": mode == SHARED_NOTHING}
 
