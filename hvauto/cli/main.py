@@ -16,6 +16,7 @@ from hvauto.errors import ExitCode, HvautoError, PreflightError, exit_code
 
 from . import delegation, fabric, host, lab, runbook, schedule, smb, switch, vm
 from .app import App
+from .doctor import doctor as doctor_cmd
 from .migrate import evacuate, migrate, storage_app
 from .output import Output, emit
 
@@ -44,6 +45,7 @@ app.add_typer(fabric.app, name="fabric")
 app.add_typer(switch.app, name="switch")
 app.command("migrate")(migrate)
 app.command("evacuate")(evacuate)
+app.command("doctor")(doctor_cmd)
 app.add_typer(storage_app, name="storage")
 app.add_typer(runbook.app, name="runbook")
 app.add_typer(schedule.app, name="schedule")
