@@ -9,8 +9,9 @@ preflight's own rules (:func:`hvauto.ops.migrate.preflight.evaluate`) for each V
 source and for the host pair itself; and for each file-server share that holds VM files,
 which hosts can use it (share and NTFS access by SID, ``cifs`` delegation) and which VMs live on it.
 
-Round trips: one ``doctor_host`` per host, one ``ad_computer_get`` on the AD host, one
-``smb_share_get`` per share in use; all of them concurrent.
+Round trips: one ``doctor_host`` per host (two for a host whose OS version the inventory does
+not give: ``host_facts`` first), one ``ad_computer_get`` on the AD host, one ``smb_share_get``
+per share in use; all of them concurrent.
 """
 
 from __future__ import annotations
@@ -138,7 +139,9 @@ def _check_host(session: Session, host: str) -> HostCheck:
         return out
     sent = time.time()
     try:
-        data = session.run(cfg.name, "doctor_host", version=session.known_version(cfg.name) or versions.OLDEST).data
+        # A host the inventory gives no version is asked first (PowerShell 3.0-safe host_facts): the
+        # version-specific branches of doctor_host (configuration versions, Credential Guard) need it.
+        data = session.run(cfg.name, "doctor_host", version=session.os_version(cfg.name)).data
     except AuthError as exc:
         out.stages.append(Stage("auth", False, f"{cfg.auth} authentication failed: {exc.message}",
                                 exc.hint or _auth_fix(cfg.auth, cfg.name)))
@@ -373,7 +376,9 @@ def _check_shares(session: Session, checks: dict[str, HostCheck], computers: dic
                        else f"hvauto delegation grant {host} --to {server} --services cifs")
                 blocking = any(v.split("/")[0] == host for v in check.vms)
                 check.problems.append(Problem("share.access", f"{host} cannot use \\\\{server}\\{name}: it lacks "
-                                              f"{', '.join(lacks)}", host=host, fix=fix, blocking=blocking))
+                                              f"{', '.join(lacks)}" + ("" if blocking else
+                                              f"; the share's VMs cannot move to {host}"),
+                                              host=host, fix=fix, blocking=blocking))
     return out
 
 
