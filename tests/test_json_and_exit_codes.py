@@ -54,6 +54,7 @@ OK_ARGS: dict[str, list[str]] = {
     "delegation revoke": ["delegation", "revoke", "hostB", "--to", "hostA"],
     "delegation show": ["delegation", "show", "hostB"],
     "doctor": ["doctor", "hostA"],
+    "vm show": ["vm", "show", "vm01", "--no-moves"],
 }
 
 #: The same commands naming a host that is not in the inventory (where they name one).
@@ -79,10 +80,11 @@ UNKNOWN_HOST: dict[str, list[str]] = {
     "delegation revoke": ["delegation", "revoke", "nosuch", "--to", "hostA"],
     "delegation show": ["delegation", "show", "nosuch"],
     "doctor": ["doctor", "nosuch"],
+    "vm show": ["vm", "show", "vm01", "--from", "nosuch"],
 }
 
 #: Read commands say "not found" (4) for an unknown host; changing commands check their hosts up front (2).
-READS = {"host show", "vm list", "fabric plan", "switch list", "smb share show", "delegation show", "doctor"}
+READS = {"host show", "vm list", "fabric plan", "switch list", "smb share show", "delegation show", "doctor", "vm show"}
 
 RUNBOOK = """\
 name: report

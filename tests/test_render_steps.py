@@ -93,6 +93,7 @@ CASES = [
     Case("delegation-revoke", ["delegation", "revoke", "hostA", "--to", "hostB"], ["ad_delegation_set"],
          shows=["Set-ADComputer -Identity $computer -Remove"], real_sends=["ad_delegation_set"]),
     Case("delegation-show", ["delegation", "show", "hostA"], ["ad_computer_get"]),
+    Case("vm-show", ["vm", "show", "vm01", "--from", "hostA", "--no-moves"], ["vm_show"]),
     Case("doctor", ["doctor"], ["doctor_host", "ad_computer_get"], never=["Set-", "New-VM", "Remove-VM"]),
 ]
 

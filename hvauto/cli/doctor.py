@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,10 +11,9 @@ from hvauto.errors import ExitCode
 
 from .app import OutputOpt, RenderOpt, get_app
 from .common import print_steps
-from .output import Output, emit, table
+from .output import Output, emit, problem, say, table
 
 if TYPE_CHECKING:
-    from hvauto.errors import Problem
     from hvauto.ops.doctor import DoctorReport
 
 WIDTH = 80
@@ -47,17 +45,6 @@ def doctor(
         raise typer.Exit(int(ExitCode.NOT_READY))
 
 
-def _say(text: str, indent: str = "  ", rest: str = "    ") -> None:
-    typer.echo("\n".join(textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=rest,
-                                       break_long_words=False, break_on_hyphens=False)))
-
-
-def _problem(p: Problem) -> None:
-    _say(("" if p.blocking else "warning: ") + p.message, "  - ", "    ")
-    if p.fix:
-        _say(f"fix: {p.fix}", "    ", "      ")
-
-
 def _print(report: DoctorReport) -> None:
     rows = []
     for h in report.hosts.values():
@@ -76,15 +63,15 @@ def _print(report: DoctorReport) -> None:
             continue
         typer.echo(f"\n{h.host}:")
         if failed:
-            _say(f"{failed.name}: {failed.detail}", "  - ", "    ")
+            say(f"{failed.name}: {failed.detail}", "  - ", "    ")
             if failed.fix:
-                _say(f"fix: {failed.fix}", "    ", "      ")
+                say(f"fix: {failed.fix}", "    ", "      ")
         for stage in warned:
-            _say(f"warning: {stage.name}: {stage.detail}", "  - ", "    ")
+            say(f"warning: {stage.name}: {stage.detail}", "  - ", "    ")
             if stage.fix:
-                _say(f"fix: {stage.fix}", "    ", "      ")
+                say(f"fix: {stage.fix}", "    ", "      ")
         for found in h.problems:
-            _problem(found)
+            problem(found)
     hyperv = list(dict.fromkeys([p.source for p in report.pairs] + [p.dest for p in report.pairs]))
     if hyperv:
         verdict = {(p.source, p.dest): p for p in report.pairs}
@@ -105,15 +92,15 @@ def _print(report: DoctorReport) -> None:
             typer.echo(f"\n{pair.source} -> {pair.dest}: {pair.verdict}")
             for prob in pair.problems:
                 if prob.blocking:
-                    _problem(prob)
+                    problem(prob)
     if report.shares:
         typer.echo("\nShares that hold VM files")
         for share in report.shares:
             can = [h.host for h in share.hosts if h.can_use]
             typer.echo(f"  \\\\{share.server}\\{share.name}" + (f" ({share.path})" if share.path else ""))
-            _say(f"VMs: {', '.join(share.vms)}", "    ", "      ")
-            _say(f"usable by: {', '.join(can) or 'no Hyper-V host'}", "    ", "      ")
+            say(f"VMs: {', '.join(share.vms)}", "    ", "      ")
+            say(f"usable by: {', '.join(can) or 'no Hyper-V host'}", "    ", "      ")
             for prob in share.problems:
-                _problem(prob)
+                problem(prob)
     typer.echo("\n" + ("everything is ready" if report.ready else
                        f"not ready: {len(report.blocking)} blocking problem(s)"))

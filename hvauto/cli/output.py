@@ -66,5 +66,20 @@ def size(n: int | None) -> str:
     return str(n)  # pragma: no cover
 
 
+def say(text: str, indent: str = "  ", rest: str = "    ", width: int = 80) -> None:
+    """A line of text wrapped to ``width`` columns (80: what a terminal is sure to have)."""
+    import textwrap
+
+    sys.stdout.write("\n".join(textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=rest,
+                                            break_long_words=False, break_on_hyphens=False)) + "\n")
+
+
+def problem(p: Any) -> None:
+    """A problem and its fix, wrapped: ``  - message`` then ``    fix: ...``."""
+    say(("" if p.blocking else "warning: ") + p.message, "  - ", "    ")
+    if p.fix:
+        say(f"fix: {p.fix}", "    ", "      ")
+
+
 def note(text: str) -> None:
     sys.stderr.write(f"hvauto: {text}\n")

@@ -423,3 +423,51 @@ def doctor_steps(session: Session, hosts: list[str] | None = None) -> list[Step]
 
 
 __all__ = ["DoctorReport", "HostCheck", "PairCheck", "ShareCheck", "doctor", "doctor_steps", "pair_problems"]
+
+
+# -- one VM ----------------------------------------------------------------------------------------------
+
+def where(path: str) -> str:
+    """Where a file lives: ``local D:`` or ``share \\\\FS\\SHARE``."""
+    if path.startswith("\\\\"):
+        parts = [p for p in path.split("\\") if p]
+        return f"share \\\\{parts[0]}\\{parts[1]}" if len(parts) >= 2 else f"share {path}"
+    return f"local {path[:2].upper()}" if len(path) >= 2 and path[1] == ":" else "unknown"
+
+
+def vm_moves(session: Session, source: str, vm: dict[str, Any]) -> list[PairCheck]:
+    """The doctor's verdict for one VM (a ``vm_show`` answer) from ``source`` to each other Hyper-V host."""
+    inv = session.inventory
+    hyperv = inv.with_role("hyperv")
+    dc = ad_ops.ad_host(session)
+    reads = list(dict.fromkeys([*hyperv, *([dc] if dc else [])]))
+    group = session.fan_out(reads, lambda h: _check_host(session, h))
+    checks = {h: o.value for h, o in group.outcomes.items() if o.ok}
+    src = checks.get(session.host(source).name)
+    computers = None
+    if dc is not None and dc in checks and checks[dc].reachable:
+        try:
+            computers = ad_ops.get_computers(session, [source], ad_host=dc)
+        except HvautoError:
+            computers = None
+    one = {"name": vm["name"], "id": vm["id"], "state": vm["state"], "version": vm["version"], "path": vm["path"],
+           "clustered": vm["clustered"], "memory_startup_bytes": vm["memory"]["startup_bytes"],
+           "memory_assigned_bytes": vm["memory"]["assigned_bytes"], "disks": [d["path"] for d in vm["disks"]],
+           "switches": [a["switch"] for a in vm["adapters"] if a["switch"]]}
+    out = []
+    for d in hyperv:
+        if d.lower() == source.lower():
+            continue
+        dst = checks.get(d)
+        if src is None or dst is None or not (src.reachable and dst.reachable) or src.facts is None \
+                or dst.facts is None or src.facts.get("hyperv") is None or dst.facts.get("hyperv") is None:
+            out.append(PairCheck(source, d, "unknown", [Problem("reach", f"{d} or {source} could not be read",
+                                                                host=d, fix=f"hvauto doctor {source} {d}")],
+                                 [vm["name"]]))
+            continue
+        problems, _ = evaluate(vm_name=vm["name"], mode=SHARED_NOTHING, source=src.host, dest=d, storage_path=None,
+                               src=_source_view(src.facts, one), dst=_dest_view(dst.facts), computers=computers,
+                               source_os=src.os_version or versions.OLDEST, dest_fqdn=session.host(d).fqdn)
+        out.append(PairCheck(source, d, "blocked" if any(p.blocking for p in problems) else "ready", problems,
+                             [vm["name"]]))
+    return out
