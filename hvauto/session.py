@@ -25,6 +25,10 @@ from .remote.retry import RetryPolicy, call_with_retry
 from .render import Renderer, default_renderer, has_placeholder
 
 T = TypeVar("T")
+#: Hosts contacted at once by default (``hvauto --forks N`` changes it): a fan-out over N hosts
+#: runs min(N, MAX_WORKERS) at a time. Each host still runs one step at a time on its one pool,
+#: so a host never holds more than one WinRM shell (MaxShellsPerUser) for hvauto.
+MAX_WORKERS = 64
 log = logging.getLogger("hvauto.session")
 
 
@@ -71,7 +75,7 @@ class Session:
         credentials: CredentialProvider | None = None,
         retry: RetryPolicy | None = None,
         renderer: Renderer | None = None,
-        max_workers: int = 64,
+        max_workers: int = MAX_WORKERS,
         observers: Iterable[Observer] = (),
     ) -> None:
         self.inventory = inventory
@@ -239,4 +243,4 @@ class Session:
         return group
 
 
-__all__ = ["GroupResult", "Observer", "Progress", "Session"]
+__all__ = ["MAX_WORKERS", "GroupResult", "Observer", "Progress", "Session"]

@@ -1,7 +1,5 @@
 """hvauto doctor: which hosts can be reached, which can live-migrate to which, and what to fix."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -45,7 +43,7 @@ def doctor(
         raise typer.Exit(int(ExitCode.NOT_READY))
 
 
-def _print(report: DoctorReport) -> None:
+def _print(report: "DoctorReport") -> None:
     rows = []
     for h in report.hosts.values():
         failed = next((s for s in h.stages if not s.ok), None)

@@ -15,6 +15,10 @@ class Output(str, enum.Enum):
     table = "table"
     json = "json"
 
+    def __str__(self) -> str:
+        # Typer 0.24 converts an option's value with str() after its callback (_record_output) returns it.
+        return self.value
+
 
 def print_json(value: Any, stream: TextIO | None = None) -> None:
     """A whole JSON document, indented (a schema for editors; command output is :func:`emit` lines)."""
