@@ -6,6 +6,7 @@ import typer
 
 from hvauto import versions
 from hvauto.errors import ExitCode
+from hvauto.results import count
 
 from .app import OutputOpt, RenderOpt, get_app
 from .common import print_steps
@@ -101,4 +102,4 @@ def _print(report: "DoctorReport") -> None:
             for prob in share.problems:
                 problem(prob)
     typer.echo("\n" + ("everything is ready" if report.ready else
-                       f"not ready: {len(report.blocking)} blocking problem(s)"))
+                       f"not ready: {count(len(report.blocking), 'blocking problem')}"))

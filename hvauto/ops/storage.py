@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from hvauto.errors import ErrorRecord, HvautoError, RemoteScriptError, ValidationError, VerifyError
 from hvauto.ops import migrate as mig
 from hvauto.ops.migrate.steps import storage_start_params, vm_params
-from hvauto.results import Change
+from hvauto.results import Change, count
 from hvauto.session import Session
 
 
@@ -45,9 +45,9 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
                             bytes_moved=bytes_total)
     if disks and all(mig._under(d, path) for d in disks):
         return res
-    res.plan = [f"MigrateVirtualSystemToHost (Storage) {loc.vm.name} on {loc.host}: {len(disks)} disk(s), "
+    res.plan = [f"MigrateVirtualSystemToHost (Storage) {loc.vm.name} on {loc.host}: {count(len(disks), 'disk')}, "
                 f"{bytes_total / 1024**3:.1f} GiB, to {path}"]
-    res.changes = [Change("move storage", f"VM {loc.vm.name}", f"{len(disks)} disk(s) on {loc.host} to {path}")]
+    res.changes = [Change("move storage", f"VM {loc.vm.name}", f"{count(len(disks), 'disk')} on {loc.host} to {path}")]
     if what_if:
         res.changed = True
         return res
