@@ -84,3 +84,40 @@ def test_wording_counts_in_the_right_number(scene: Lab) -> None:
     assert " changes planned:" in plan.out
     res = hv("delegation", "grant", "hostB", "--to", "hostA", "--what-if")
     assert "would gain 4 SPNs" in res.out and "4 changes" in res.out
+
+
+def _complete(monkeypatch: pytest.MonkeyPatch, words: str) -> list[str]:
+    monkeypatch.setenv("_HVAUTO_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", words)
+    monkeypatch.setenv("COMP_CWORD", str(len(words.split(" ")) - 1))
+    res = hv()
+    monkeypatch.delenv("_HVAUTO_COMPLETE")
+    assert res.code == 0, res.err
+    return res.out.split()
+
+
+def test_show_completion_prints_a_bash_script() -> None:
+    res = hv("--show-completion", "bash")
+    assert res.code == 0
+    assert "complete -o default -F _hvauto_completion hvauto" in res.out
+
+
+def test_completion_offers_the_labs_vms_hosts_and_runbooks(lab: Lab, monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    monkeypatch.setenv("HVAUTO_CACHE_DIR", str(tmp_path / "cache"))
+    assert _complete(monkeypatch, "hvauto migrate --shared-nothing v") == ["vm01", "vm02"]
+    assert _complete(monkeypatch, "hvauto migrate --shared-nothing vm01 ho") == ["hostA", "hostB"]
+    assert _complete(monkeypatch, "hvauto migrate --shared-nothing vm01 hostB --from h") == ["hostA", "hostB", "hv12",
+                                                                                              "hyperv"]
+    assert "web01" in _complete(monkeypatch, "hvauto vm show ")
+    # The VM names are cached: a second completion asks no host.
+    before = lab.calls()
+    assert _complete(monkeypatch, "hvauto storage move w") == ["web01"]
+    assert lab.calls() == before
+    (lab.dir / "patch.yml").write_text("name: x\n")
+    assert _complete(monkeypatch, "hvauto runbook run pa") == ["patch.yml"]
+
+
+def test_completion_without_an_inventory_offers_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _complete(monkeypatch, "hvauto migrate --shared-nothing v") == []

@@ -8,6 +8,7 @@ from hvauto import versions
 from hvauto.errors import ExitCode
 from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, RenderOpt, get_app
 from .common import print_steps
 from .output import Output, emit, problem, say, table
@@ -21,7 +22,8 @@ MARKS = {"ready": "ok", "blocked": "X", "unknown": "?"}
 
 def doctor(
     ctx: typer.Context,
-    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups (default: the whole inventory).")] = None,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups (default: the whole inventory).",
+        autocompletion=complete.hosts)] = None,
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
 ) -> None:

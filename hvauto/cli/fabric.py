@@ -10,6 +10,7 @@ import typer
 from hvauto import versions
 from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import finish, print_steps
 from .output import Output, emit, note, say
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Host network fabric: virtual switch, teaming, host vNICs with QoS weights, declared in a spec.",
                   no_args_is_help=True)
 
-HostArg = Annotated[str, typer.Argument(help="Host or group.")]
+HostArg = Annotated[str, typer.Argument(help="Host or group.", autocompletion=complete.hosts)]
 SpecOpt = Annotated[Path, typer.Option("--spec", "-s", help="Fabric spec (YAML); see playbooks/fabric-converged.yaml.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Allow re-creating a switch that has VMs attached.")]
 
@@ -88,7 +89,8 @@ def apply_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = F
 
 @app.command("validate")
 def validate(ctx: typer.Context, spec: SpecOpt,
-             host: Annotated[list[str] | None, typer.Argument(help="Hosts or groups the spec targets.")] = None) -> None:
+             host: Annotated[list[str] | None, typer.Argument(help="Hosts or groups the spec targets.",
+                 autocompletion=complete.hosts)] = None) -> None:
     """Check a spec's design without contacting any host."""
     from hvauto.ops import fabric
 

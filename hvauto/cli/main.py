@@ -91,7 +91,7 @@ def _typer(nouns: set[str] | None = None) -> typer.Typer:
         epilog=EPILOG,
         cls=LazyGroup,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         # Locals hold credentials: never show them, and never print a traceback by default.
         pretty_exceptions_enable=False,
         pretty_exceptions_show_locals=False,

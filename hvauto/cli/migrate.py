@@ -10,6 +10,7 @@ import typer
 from hvauto.errors import Interrupted, Problem
 from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import finish, print_steps
 from .output import Output, emit, note, shorten, size, width
@@ -148,15 +149,16 @@ def _what_if(res: MigrationResult, output: Output) -> None:
 
 def migrate(
     ctx: typer.Context,
-    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
-    dest: Annotated[str | None, typer.Argument(help="Destination host.")] = None,
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
+    dest: Annotated[str | None, typer.Argument(help="Destination host.", autocompletion=complete.hosts)] = None,
     shared_nothing: Annotated[bool, typer.Option("--shared-nothing", help="Move the VM with its storage "
                                                  "(Move-VM -IncludeStorage).")] = False,
     live: Annotated[bool, typer.Option("--live", help="Move the running VM; its storage stays on its share.")] = False,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the VM's running migration and remove the "
                                          "planned VM a move left behind.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the VM's running migration.")] = False,
-    source: Annotated[str | None, typer.Option("--from", help="Source host (else every Hyper-V host is asked).")]
+    source: Annotated[str | None, typer.Option("--from", help="Source host (else every Hyper-V host is asked).",
+                                              autocompletion=complete.hosts)]
     = None,
     storage_path: Annotated[str | None, typer.Option("--storage-path", help="Destination folder for the VM's files "
                                                      "(default: the destination's VM path\\VM).")] = None,
@@ -252,7 +254,7 @@ def migrate(
 @storage_app.command("move")
 def storage_move(
     ctx: typer.Context,
-    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
     path: Annotated[str, typer.Argument(help="Destination folder for all of the VM's files (D:\\VMs\\vm01).")],
     source: Annotated[str | None, typer.Option("--host", help="The VM's host (else every Hyper-V host is asked).")]
     = None,
@@ -291,7 +293,8 @@ def storage_move(
 
 def evacuate(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="The stand-alone Hyper-V host to empty.")],
+    host: Annotated[str, typer.Argument(help="The stand-alone Hyper-V host to empty.",
+                                                        autocompletion=complete.hosts)],
     to: Annotated[str | None, typer.Option("--to", help="Destination hosts, comma-separated (default: every other "
                                            "Hyper-V host).")] = None,
     max_parallel: Annotated[int | None, typer.Option("--max-parallel", min=1, help="At most N moves at once (the "

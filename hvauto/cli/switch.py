@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import failures_json, print_steps
 from .output import Output, emit, table
@@ -27,14 +28,15 @@ class BandwidthMode(str, Enum):
     default = "default"
 
 
-HostArg = Annotated[str, typer.Argument(help="Host.")]
+HostArg = Annotated[str, typer.Argument(help="Host.", autocompletion=complete.hosts)]
 NameArg = Annotated[str, typer.Argument(help="Switch name (exact).")]
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups; every Hyper-V host if none.")] = None,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups; every Hyper-V host if none.",
+        autocompletion=complete.hosts)] = None,
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
 ) -> None:
