@@ -121,3 +121,44 @@ def test_completion_offers_the_labs_vms_hosts_and_runbooks(lab: Lab, monkeypatch
 def test_completion_without_an_inventory_offers_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert _complete(monkeypatch, "hvauto migrate --shared-nothing v") == []
+
+
+class _Tty:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto.cli import output
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    tty = _Tty()
+    output.table(["host", "state"], [("hostA", "ready"), ("hostB", "blocked")], stream=tty)
+    assert "\033[32mready\033[0m" in tty.text and "\033[31mblocked\033[0m" in tty.text
+    assert all(len(line.replace("\033[32m", "").replace("\033[31m", "").replace("\033[0m", "")) <= 80
+               for line in tty.text.splitlines())
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = _Tty()
+    output.table(["host", "state"], [("hostA", "ready")], stream=plain)
+    assert "\033[" not in plain.text
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(output, "COLOR", False)
+    assert output.paint("ready", _Tty()) == "ready"  # type: ignore[arg-type]
+
+
+def test_no_color_option_and_pipes_are_plain(lab: Lab) -> None:
+    from hvauto.cli import output
+
+    res = hv("--no-color", "doctor")
+    assert "\033[" not in res.out
+    assert output.COLOR is False
+    hv("host", "list")
+    assert output.COLOR is True  # each run decides afresh

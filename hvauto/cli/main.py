@@ -140,6 +140,8 @@ def root(
                      help="Hosts contacted at once by commands that fan out (default: all of them, at most 64)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log what happens to stderr.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour (also: the NO_COLOR environment "
+                                           "variable; colour is only ever used on a terminal).")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
@@ -149,6 +151,9 @@ def root(
     obj.retries = retries
     obj.forks = forks
     ctx.obj = obj
+    from . import output
+
+    output.COLOR = not no_color
     import logging  # not on the --help path (eager options end before this callback)
 
     logger = logging.getLogger("hvauto")
