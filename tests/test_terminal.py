@@ -162,3 +162,43 @@ def test_no_color_option_and_pipes_are_plain(lab: Lab) -> None:
     assert output.COLOR is False
     hv("host", "list")
     assert output.COLOR is True  # each run decides afresh
+
+
+def test_a_host_that_does_not_listen_is_one_line_with_the_address_and_what_to_check(tmp_path: Path) -> None:
+    import socket
+
+    from hvauto.credentials import Credentials, Secret
+    from hvauto.errors import ConnectError
+    from hvauto.inventory import HostConfig
+    from hvauto.remote.psrp import PSRPTransport
+    from hvauto.render import render
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the with ends: nothing listens there
+    cfg = HostConfig(name="hostZ", address="127.0.0.1", port=port, tls=False, auth="basic", connect_timeout=2.0)
+    transport = PSRPTransport(cfg, Credentials(username="u", password=Secret("not-used")))
+    with pytest.raises(ConnectError) as info:
+        transport.run(render("vm_list", "2022", {}))
+    err = info.value
+    assert str(err) == f"hostZ: cannot connect to http://127.0.0.1:{port}/wsman: connection refused"
+    assert "HTTPConnectionPool" not in str(err) and "\n" not in str(err)
+    assert err.hint and f"lets {port} through" in err.hint and not err.sent
+
+
+def test_retries_and_slow_answers_are_said_on_stderr(lab: Lab) -> None:
+    assert hv("lab", "fault", "hostA", "--fail-next", "1", "--kind", "transient").code == 0
+    res = hv("host", "show", "hostA")
+    assert res.code == 0
+    assert "hvauto: hostA: host_facts: attempt 1 of 4 failed" in res.err and "trying again" in res.err
+
+
+def test_a_slow_answer_is_announced_once(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto import session as session_mod
+
+    monkeypatch.setattr(session_mod, "SLOW_CALL", 0.5)
+    assert hv("lab", "fault", "hostA", "--delay", "2.5").code == 0
+    res = hv("host", "show", "hostA")
+    assert res.code == 0
+    said = [line for line in res.err.splitlines() if "still waiting" in line]
+    assert len(said) == 1 and said[0].startswith("hvauto: hostA: still waiting for the answer to host_facts")

@@ -162,7 +162,11 @@ def root(
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.setLevel(logging.DEBUG)
     else:
-        handler = logging.NullHandler()
+        # Without --debug, only what a person waiting should hear: retries and slow answers, one line each.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("hvauto: %(message)s"))
+        handler.addFilter(lambda record: record.name in ("hvauto.retry", "hvauto.wait"))
     logger.handlers[:] = [handler]
     logger.propagate = False
 
