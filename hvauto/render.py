@@ -212,6 +212,11 @@ class Placeholder(str):
     def __new__(cls, name: str) -> Placeholder:
         return super().__new__(cls, f"<{name}>")
 
+    @classmethod
+    def text(cls, text: str) -> Placeholder:
+        """A value made of a placeholder and known parts (``<VM folder of hostB>\\vm01``), shown as is."""
+        return super().__new__(cls, text)
+
 
 def _coerce(template: str, spec: ParamSpec, value: Any) -> Any:
     def fail(why: str) -> TemplateError:

@@ -28,7 +28,7 @@ EPILOG = (
     "Exit codes: 0 ok, 1 unexpected error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
     "5 authentication, 6 unreachable, 7 timeout, 8 remote script error or failed verify, 9 some hosts failed, "
     "10 preflight found blocking problems, 11 runbook aborted, 12 locked (another run of the runbook), "
-    "130 interrupted."
+    "14 doctor: not ready, 130 interrupted."
 )
 
 #: noun -> (module, attribute, the first sentence of its help). The attribute is a Typer sub-app
@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "move with progress, verify."),
     "evacuate": ("hvauto.cli.migrate", "evacuate", "Move every VM off a host, placed by free memory and space, "
                  "within each host's migration limits."),
+    "doctor": ("hvauto.cli.doctor", "doctor", "Readiness of the estate, read-only: reach each host, a migration "
+               "matrix, shares in use; each problem's fix."),
     "lab": ("hvauto.cli.lab", "app", "The simulated lab estate: a Hyper-V estate to try hvauto on."),
     "host": ("hvauto.cli.host", "app", "Hosts in the inventory."),
     "vm": ("hvauto.cli.vm", "app", "Virtual machines on the Hyper-V hosts."),
@@ -89,7 +91,7 @@ def _typer(nouns: set[str] | None = None) -> typer.Typer:
         epilog=EPILOG,
         cls=LazyGroup,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         # Locals hold credentials: never show them, and never print a traceback by default.
         pretty_exceptions_enable=False,
         pretty_exceptions_show_locals=False,
@@ -138,6 +140,8 @@ def root(
                      help="Hosts contacted at once by commands that fan out (default: all of them, at most 64)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log what happens to stderr.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour (also: the NO_COLOR environment "
+                                           "variable; colour is only ever used on a terminal).")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
@@ -147,6 +151,9 @@ def root(
     obj.retries = retries
     obj.forks = forks
     ctx.obj = obj
+    from . import output
+
+    output.COLOR = not no_color
     import logging  # not on the --help path (eager options end before this callback)
 
     logger = logging.getLogger("hvauto")
@@ -155,7 +162,11 @@ def root(
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.setLevel(logging.DEBUG)
     else:
-        handler = logging.NullHandler()
+        # Without --debug, only what a person waiting should hear: retries and slow answers, one line each.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("hvauto: %(message)s"))
+        handler.addFilter(lambda record: record.name in ("hvauto.retry", "hvauto.wait"))
     logger.handlers[:] = [handler]
     logger.propagate = False
 
