@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.wire]
 
 #: WS-Management requests per host for one doctor run (a pool opened, one doctor_host, closed), per back-end;
 #: the AD host adds its ad_computer_get. Measured; the README's "What doctor costs" says the same.
-PER_HOST = {"psrp": 6, "winrm": 6}
+PER_HOST = {"psrp": 5, "winrm": 6}
 AD_EXTRA = {"psrp": 3, "winrm": 6}
 
 
