@@ -9,7 +9,6 @@ from pathlib import Path
 
 from hvauto.inventory import load
 from hvauto.lab import setup
-from hvauto.lab.estate import _host, _hyperv
 from hvauto.lab.transport import store_for
 from hvauto.ops import vms
 from hvauto.session import Session
@@ -21,16 +20,15 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = setup.init(Path(tmp))
         names = [f"bench{i:02d}" for i in range(args.hosts)]
+        # The estate is data: N Hyper-V hosts, each a few lines of YAML.
+        estate = Path(tmp) / "estate.yaml"
+        estate.write_text("hosts:\n" + "".join(
+            f'  - {{name: {n}, os: "2022", roles: [hyperv], memory: 256 GiB, logical_processors: 32, rid: {5000 + i},'
+            " hyperv: {migration: {enabled: true, auth: Kerberos}}}\n" for i, n in enumerate(names)),
+            encoding="utf-8")
+        paths = setup.init(Path(tmp) / "lab", estate=estate)
         store = store_for(str(paths.state))
-        with store.transaction() as est:
-            for i, name in enumerate(names):
-                est.put("host", name, _host(name, "2022", ["hyperv"], 256, 32, rid=5000 + i,
-                                            hyperv=_hyperv(enabled=True, auth="Kerberos", networks=[], os="2022")),
-                        host=name)
-        text = paths.inventory.read_text() + "".join(f'\n[hosts.{n}]\nroles = ["hyperv"]\nos = "2022"\n' for n in names)
-        paths.inventory.write_text(text)
         for name in names:
             store.set_fault(name, delay=args.delay)
         inv = load(paths.inventory)

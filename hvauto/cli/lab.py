@@ -57,15 +57,19 @@ def init(
     = True,
     port: Annotated[int | None, typer.Option(help="With --serve: the endpoint's port (55986 TLS, 55985 HTTP).",
                                              min=1, max=65535)] = None,
+    estate: Annotated[Path | None, typer.Option(
+        "--estate", help="An estate file (YAML, hvauto/schemas/estate.schema.json) to load instead of the default "
+        "one; `lab reset` restores it.")] = None,
 ) -> None:
     """Write a lab inventory (hvauto.toml) and a fresh simulated estate (lab/estate.db)."""
     from hvauto.lab import setup
 
     opts = setup.ServeOptions(port=port, tls=tls) if serve else None
-    p = setup.init(directory, force=force, serve=opts)
-    typer.echo(f"lab estate created: {p.state}")
+    p = setup.init(directory, force=force, serve=opts, estate=estate)
+    typer.echo(f"lab estate created: {p.state}" + (f" (from {estate})" if estate is not None else ""))
     typer.echo(f"inventory written: {p.inventory}")
-    typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
+    if estate is None:
+        typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
     if opts is not None:
         typer.echo(f"transport: psrp to 127.0.0.1:{opts.effective_port} ({'TLS' if opts.tls else 'HTTP'}, Basic); "
                    "start the endpoint with `hvauto lab serve` in another terminal")

@@ -152,10 +152,8 @@ def lab_host(est: Estate, name: str) -> dict[str, Any] | None:
 
 
 def vm_by_id(est: Estate, host: str, vm_id: str) -> dict[str, Any] | None:
-    vm = est.get("vm", vm_id.lower())
-    if vm is None or str(vm.get("host", "")).lower() != host.lower():
-        return None
-    return vm
+    """The VM with this VMId on this host (two hosts may each have one: a VMId is unique per host only)."""
+    return next((vm for vm in vms_on(est, host) if str(vm["id"]).lower() == vm_id.lower()), None)
 
 
 def get_vm_by_id(call: LabCall, vm_id: str) -> dict[str, Any]:
@@ -358,7 +356,7 @@ def _limit(est: Estate, host: str, kind: str) -> int:
 
 def _apply(est: Estate, j: dict[str, Any]) -> None:
     """The move is done: the estate changes, once (the job's state changes in the same transaction)."""
-    vm = est.get("vm", j["vm_id"])
+    vm = vm_by_id(est, j["source"], j["vm_id"])
     if vm is None:  # pragma: no cover - the VM cannot vanish while its job runs
         return
     if j["include_storage"]:
@@ -374,7 +372,7 @@ def _apply(est: Estate, j: dict[str, Any]) -> None:
 
 
 def _fail(est: Estate, j: dict[str, Any]) -> None:
-    vm = est.get("vm", j["vm_id"]) or {"name": j["vm_name"], "id": j["vm_id"]}
+    vm = vm_by_id(est, j["source"], j["vm_id"]) or {"name": j["vm_name"], "id": j["vm_id"]}
     j["state"] = EXCEPTION
     j["error_code"] = 32768
     where = "source" if j["migration_type"] == STORAGE else "destination"
