@@ -119,8 +119,8 @@ def vm_file_list(vm: dict[str, Any]) -> list[dict[str, Any]]:
     if saved:
         out.append({"path": ntpath.join(vm["path"], "Virtual Machines", f"{vm['id'].upper()}.vmrs"),
                     "file_size": int(saved), "kind": "saved_state"})
-    if vm.get("smart_paging_path"):
-        out.append({"path": vm["smart_paging_path"], "file_size": 0, "kind": "smart_paging"})
+    # Smart paging (used only while the VM restarts) defaults to the VM's folder.
+    out.append({"path": vm.get("smart_paging_path") or vm["path"], "file_size": 0, "kind": "smart_paging"})
     if vm.get("iso"):
         out.append({"path": vm["iso"], "file_size": 0, "kind": "iso"})
     return out

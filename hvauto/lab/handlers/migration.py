@@ -30,7 +30,18 @@ import uuid
 from typing import Any
 
 from hvauto import hyperv
-from hvauto.lab.estate import MIGRATION_SERVICE, SUPPORTED_VERSIONS, drive_of, memory_free, vms_on, volume_free
+from hvauto.lab.estate import (
+    MIGRATION_SERVICE,
+    SUPPORTED_VERSIONS,
+    UPGRADED_ON_ARRIVAL,
+    accepts_version,
+    drive_of,
+    memory_free,
+    memory_in_use,
+    vm_file_list,
+    vms_on,
+    volume_free,
+)
 from hvauto.lab.store import Estate
 from hvauto.remote.base import Progress
 
@@ -221,7 +232,9 @@ def connection_error(est: Estate, source: dict[str, Any], dest_given: str, inclu
     needed = [f"{MIGRATION_SERVICE}/{dest_given}"]
     if include_storage:
         needed.append(f"cifs/{dest_given}")
-    protocol_ok = source["os"] in ("2012", "2012r2") or bool((computer or {}).get("trusted_to_auth_for_delegation"))
+    # Every move hvauto starts arrives through a WinRM session, on every version: "Kerberos only" has no ticket to
+    # delegate there; protocol transition ("use any authentication protocol") is what works [TC-KCD].
+    protocol_ok = bool((computer or {}).get("trusted_to_auth_for_delegation"))
     if any(s.lower() not in allowed for s in needed) or not protocol_ok:
         # Kerberos constrained delegation missing (or "Kerberos only" on 2016+): no ticket for the destination.
         return _connect_failure(source, dest_given, "No credentials are available in the security package "
@@ -241,8 +254,13 @@ def incompatibilities(est: Estate, vm: dict[str, Any], dest: dict[str, Any]) -> 
     return out
 
 
+#: A VM in these states carries processor state: only these are bound to the CPU vendor [WSD-PCM] [WSD-DPCM].
+CPU_BOUND = ("Running", "Saved", "Paused")
+
+
 def hardware_error(vm: dict[str, Any], source: dict[str, Any], dest: dict[str, Any]) -> CmdletError | None:
-    if vm["version"] not in SUPPORTED_VERSIONS[dest["os"]] or source.get("cpu_vendor") != dest.get("cpu_vendor"):
+    vendor_bound = vm["state"] in CPU_BOUND and source.get("cpu_vendor") != dest.get("cpu_vendor")
+    if not accepts_version(dest["os"], vm["version"]) or vendor_bound:
         return CmdletError(
             "The virtual machine cannot be moved to the destination computer. The hardware on the destination "
             "computer is not compatible with the hardware requirements of this virtual machine.",
@@ -277,33 +295,93 @@ def incoming(est: Estate, dest: str) -> list[dict[str, Any]]:
             if is_move(j) and j["state"] in ACTIVE and j.get("dest", "").lower() == dest.lower()]
 
 
+#: The files a move with storage copies.
+COPIED = ("vhd", "parent", "checkpoint", "saved_state")
+
+
+def files_on(est: Estate, host: str) -> set[str]:
+    """Every file on the host's own drives the lab knows: its VMs' and the estate's other files."""
+    out = {f["path"].lower() for vm in vms_on(est, host) for f in vm_file_list(vm) if f["kind"] in COPIED}
+    return out | {str(f["path"]).lower() for f in est.all("file", host=host)}
+
+
+def unc(path: str) -> tuple[str, str] | None:
+    if not path.startswith("\\\\"):
+        return None
+    parts = [p for p in path[2:].split("\\") if p]
+    return (parts[0], parts[1]) if len(parts) >= 2 else None
+
+
+def share_error(est: Estate, host: str, path: str) -> str | None:
+    """Why ``host`` cannot open ``path`` on a share: no such server, no such share, or its computer account lacks
+    Full Control on the share or on the folder (Hyper-V over SMB needs both) [hyperv-notes SMB]."""
+    root = unc(path)
+    if root is None:
+        return None
+    server = lab_host(est, root[0])
+    if server is None:
+        return "The network path was not found. (0x80070035)."
+    share = est.get("share", f"{server['name']}/{root[1]}")
+    if share is None:
+        return "The network name cannot be found. (0x80070043)."
+    computer = est.get("computer", host)
+    sid = str((computer or {}).get("sid") or "")
+    folder = est.get("folder", f"{server['name']}/{share['path']}") or {"acl": []}
+    share_ok = any(a["sid"] == sid and a["type"] == "Allow" and a["right"] == "Full" for a in share["access"])
+    folder_ok = any(a["sid"] == sid and a["type"] == "Allow" and "FullControl" in a["rights"]
+                    and "InheritOnly" not in str(a.get("propagation") or "") for a in folder["acl"])
+    if not (sid and share_ok and folder_ok):
+        return "General access denied error (0x80070005)."
+    return None
+
+
 def resource_error(est: Estate, vm: dict[str, Any], source: dict[str, Any], dest: dict[str, Any], dest_path: str,
                    include_storage: bool) -> CmdletError | None:
     if est.get("planned_vm", f"{dest['name']}/{vm['id']}") is not None:
         return _failed_at_destination(vm, dest, "Cannot create a file when that file already exists. (0x800700B7). "
                                       "A planned virtual machine with the same identifier exists on the destination.")
+    if vm_by_id(est, dest["name"], vm["id"]) is not None:
+        # The destination already has a VM of this VMId: the planned VM cannot be created (unverified text).
+        return _failed_at_destination(vm, dest, "Failed to create Planned Virtual Machine at migration destination: "
+                                      "a virtual machine with the same identifier already exists. (0x800700B7).")
     pending = incoming(est, dest["name"])
     if running(vm):
         reserved = sum(int(j["memory_bytes"]) for j in pending)
-        if memory_free(est, dest) - reserved < int(vm["memory_startup"]):
+        if memory_free(est, dest) - reserved < memory_in_use(vm):
             return _failed_at_destination(vm, dest, f"'{vm['name']}' could not initialize. Not enough memory in "
                                           f"the system to start the virtual machine {vm['name']}.")
+    files = vm_file_list(vm)
+    copied = [f for f in files if f["kind"] in COPIED]
     if include_storage:
         if dest_path.startswith("\\\\"):
-            return None
+            reason = share_error(est, dest["name"], dest_path)
+            return _failed_at_destination(vm, dest, f"Failed to create folder '{dest_path}': {reason}") if reason else None
         letter = drive_of(dest_path)
         free = volume_free(est, dest["name"], letter) if letter else None
         if free is None:
             return _failed_at_destination(vm, dest, f"Failed to create folder '{dest_path}'. The system cannot find "
                                           "the path specified. (0x80070003).")
+        there = files_on(est, dest["name"])
+        for f in copied:
+            target = moved_path(dest_path, f["path"])
+            if f["kind"] != "saved_state" and target.lower() in there:
+                # Msvm_VirtualSystemMigrationSettingData.AllowOverwriteExistingFile is off by default.
+                return _failed_at_destination(vm, dest, f"Failed to copy file to '{target}': The file exists. "
+                                              "(0x80070050).")
         reserved = sum(int(j["disk_bytes"]) for j in pending if drive_of(j.get("dest_path", "")) == letter)
-        if free - reserved < sum(int(d["file_size"]) for d in vm["disks"]):
+        if free - reserved < sum(int(f["file_size"]) for f in copied):
             return _failed_at_destination(vm, dest, "There is not enough space on the disk. (0x80070070).")
+        for f in files:
+            if f["kind"] == "iso" and not f["path"].startswith("\\\\"):
+                return _failed_at_destination(vm, dest, f"'{vm['name']}' failed to open attachment '{f['path']}'. "
+                                              "Error: 'The system cannot find the path specified.' (0xC03A0014).")
     else:
-        for d in vm["disks"]:
-            if not d["path"].startswith("\\\\"):
-                return _failed_at_destination(vm, dest, f"'{vm['name']}' failed to open attachment '{d['path']}'. "
-                                              "Error: 'The system cannot find the path specified.' (0x80070003).")
+        for f in files:
+            reason = share_error(est, dest["name"], f["path"]) if f["path"].startswith("\\\\") else (
+                "The system cannot find the path specified. (0x80070003).")
+            if reason:
+                return _failed_at_destination(vm, dest, f"'{vm['name']}' failed to open attachment '{f['path']}'. "
+                                              f"Error: '{reason}'")
     return None
 
 
@@ -362,9 +440,20 @@ def _apply(est: Estate, j: dict[str, Any]) -> None:
     if j["include_storage"]:
         vm["path"] = j["dest_path"]
         for d in vm["disks"]:
-            d["path"] = moved_path(j["dest_path"], d["path"])
+            node: dict[str, Any] | None = d
+            while node:  # the disk and its parents: the whole chain moves
+                node["path"] = moved_path(j["dest_path"], node["path"])
+                node = node.get("parent")
+        for c in vm.get("checkpoints") or []:
+            for f in c.get("files") or []:
+                f["path"] = moved_path(j["dest_path"], f["path"])
+        if vm.get("smart_paging_path") and not str(vm["smart_paging_path"]).startswith("\\\\"):
+            vm["smart_paging_path"] = j["dest_path"]
     if j["migration_type"] != STORAGE:
         vm["host"] = j["dest"]
+        dest = est.get("host", j["dest"]) or {}
+        # A cross-version move (2012 -> 2012 R2) upgrades the VM on arrival.
+        vm["version"] = UPGRADED_ON_ARRIVAL.get(str(dest.get("os")), {}).get(vm["version"], vm["version"])
         est.delete("planned_vm", f"{j['dest']}/{j['vm_id']}")
     est.put("vm", vm["key"], vm, host=vm["host"])
     # A counter tests read to show each move is applied exactly once, however many polls race.
@@ -467,8 +556,8 @@ def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, 
              include_storage: bool, fail_reason: str = "") -> dict[str, Any]:
     """A move's job; ``dest`` None: a storage move on this host. ``fail_reason``: it fails as it starts."""
     est = call.estate
-    disk_bytes = sum(int(d["file_size"]) for d in vm["disks"]) if include_storage else 0
-    memory_bytes = int(vm["memory_startup"]) if running(vm) and dest is not None else 0
+    disk_bytes = sum(int(f["file_size"]) for f in vm_file_list(vm) if f["kind"] in COPIED) if include_storage else 0
+    memory_bytes = memory_in_use(vm) if running(vm) and dest is not None else 0
     if dest is None and not dest_given:
         migration_type, bps = STORAGE, float(LOCAL_COPY_BPS)
     else:
@@ -554,11 +643,16 @@ def migrate_source_preflight(call: LabCall) -> dict[str, Any]:
     for vm in found:
         vms.append({
             "name": vm["name"], "id": vm["id"], "state": vm["state"], "version": vm["version"],
-            "memory_startup_bytes": vm["memory_startup"], "memory_assigned_bytes": vm["memory_startup"] if running(vm) else 0,
+            "memory_startup_bytes": vm["memory_startup"], "memory_assigned_bytes": memory_in_use(vm),
+            "dynamic_memory": bool(vm.get("memory_dynamic")),
+            "processor_compatibility": bool(vm.get("processor_compatibility")),
             "clustered": vm["clustered"], "path": vm["path"],
             "disks": [{"path": d["path"], "size_bytes": d["size"], "file_size_bytes": d["file_size"]} for d in vm["disks"]],
             "passthrough_disks": [str(n) for n in vm.get("passthrough_disks") or []],
             "switches": [a["switch"] for a in vm["adapters"]],
+            "files": [{"path": f["path"], "kind": f["kind"],
+                       "size_bytes": int(f["file_size"]) if f["kind"] in COPIED else None}
+                      for f in vm_file_list(vm)],
         })
         jobs.extend(jobs_for(est, call.name, vm["id"], call.now))
     check: dict[str, Any] = {"ran": False, "error": None, "incompatibilities": []}
@@ -584,6 +678,7 @@ def migrate_source_preflight(call: LabCall) -> dict[str, Any]:
         "cpu_vendor": call.host.get("cpu_vendor", ""),
         "migration": _migration_settings(call.host),
         "vms": vms,
+        "addresses": [str(a) for a in host_addresses(est, call.name)],
         "check": check,
         "jobs": jobs,
     }
@@ -595,17 +690,20 @@ def migrate_dest_preflight(call: LabCall) -> dict[str, Any]:
     est, p, h = call.estate, call.params, call.host
     name, vm_id = str(p["Name"]), str(p.get("VmId") or "")
     path = str(p.get("Path") or "") or str(h["hyperv"]["vm_path"])
-    info: dict[str, Any] = {"given": path, "unc": False, "drive_exists": False, "exists": False, "free_bytes": None}
+    info: dict[str, Any] = {"given": path, "unc": False, "drive_exists": False, "exists": False, "free_bytes": None,
+                            "files": []}
     if path:
         if path.startswith("\\\\"):
-            info.update(unc=True, drive_exists=True, exists=True)
+            info.update(unc=True, drive_exists=True)
         else:
             free = volume_free(est, call.name, drive_of(path)) if drive_of(path) else None
             if free is not None:
                 info.update(drive_exists=True, free_bytes=free)
                 prefix = path.rstrip("\\").lower()
+                under = sorted(f for f in files_on(est, call.name) if f.startswith(prefix + "\\"))
                 info["exists"] = prefix.lower() in {h["hyperv"]["vm_path"].lower(), f"{drive_of(path).lower()}:"} or any(
-                    vm["path"].lower().startswith(prefix) for vm in vms_on(est, call.name))
+                    vm["path"].lower().startswith(prefix) for vm in vms_on(est, call.name)) or bool(under)
+                info["files"] = under
     here = [
         {"name": vm["name"], "id": vm["id"], "state": vm["state"], "path": vm["path"],
          "disks": [d["path"] for d in vm["disks"]]}
