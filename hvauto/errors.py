@@ -62,6 +62,7 @@ class ExitCode(IntEnum):
     PREFLIGHT = 10
     ABORTED = 11
     LOCKED = 12
+    NOT_READY = 14
     INTERRUPTED = 130
 
 

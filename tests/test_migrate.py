@@ -168,8 +168,8 @@ def test_render_prints_the_scripts_and_contacts_no_host(fast_lab: Lab) -> None:
     assert res.code == 0, res.err
     for template in ("migrate_source_preflight", "migrate_dest_preflight", "ad_computer_get", "migrate_start",
                      "migrate_status"):
-        assert f"# ---- {template} for" in res.out
-    start = res.out.split("# ---- migrate_start for", 1)[1].split("# ---- ", 1)[0]
+        assert f": {template} on " in res.out
+    start = res.out.split(": migrate_start on hostA", 1)[1].split("# ==== step ", 1)[0]
     assert "Invoke-CimMethod -InputObject $svc -MethodName 'MigrateVirtualSystemToHost'" in start
     assert "$in.NewResourceSettingData = $moved.resources" in start  # shared-nothing: each VHD's new path
     for gone in ("Move-VM", "Move-VMStorage", "-AsJob"):

@@ -10,7 +10,7 @@ import typer
 from hvauto import versions
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import finish, render_for
+from .common import finish, print_steps
 from .output import Output, emit, note
 
 if TYPE_CHECKING:
@@ -52,18 +52,6 @@ def _print(report: FabricReport, output: Output) -> None:
             typer.echo(f"[warning] {prob.message}\n    fix: {prob.fix}")
 
 
-def _render(ctx: typer.Context, host: str, spec: Path) -> None:
-    """The read step of each host (the apply step's values come from what it reads)."""
-    from hvauto.ops import fabric
-
-    session = get_app(ctx).session
-    targets = session.inventory.resolve([host])
-    fabric.load_spec(spec, hosts=targets)
-    for h in targets:
-        render_for(session, h, "fabric_get")
-    note("fabric_apply is rendered from what fabric_get reads; `fabric plan -o json` shows its parameters")
-
-
 @app.command("plan")
 def plan_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = False,
           output: OutputOpt = Output.table, render: RenderOpt = False) -> None:
@@ -71,7 +59,8 @@ def plan_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = Fa
     from hvauto.ops import fabric
 
     if render:
-        _render(ctx, host, spec)
+        session = get_app(ctx).session
+        print_steps(session, fabric.plan_steps(session, host=host, spec=spec), output)
         return
     report = fabric.plan(get_app(ctx).session, host=host, spec=spec, force=force, raise_failures=False)
     _print(report, output)
@@ -86,7 +75,8 @@ def apply_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = F
     from hvauto.ops import fabric
 
     if render:
-        _render(ctx, host, spec)
+        session = get_app(ctx).session
+        print_steps(session, fabric.apply_steps(session, host=host, spec=spec, force=force), output)
         return
     report = fabric.apply(get_app(ctx).session, host=host, spec=spec, force=force, what_if=what_if,
                           raise_failures=False)

@@ -10,7 +10,7 @@ import typer
 from hvauto import versions
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import render_for
+from .common import print_steps
 from .output import Output, emit, kv, note, size, table
 
 app = typer.Typer(help="Hosts in the inventory.", no_args_is_help=True)
@@ -54,7 +54,9 @@ def show(
 
     session = get_app(ctx).session
     if render:
-        render_for(session, host, "host_facts")
+        from hvauto.steps import Step
+
+        print_steps(session, [Step(session.host(host).name, "host_facts", {}, "read the host's facts")], output)
         return
     facts = hosts.facts(session, host)
     if output is Output.json:
@@ -115,13 +117,14 @@ def migration(
     """Set live-migration settings (only those given); a re-run changes nothing."""
     from hvauto.ops import hostsettings
 
-    if render:
-        # The read step; host_migration_set carries only what differs from what it reads.
-        session = get_app(ctx).session
-        for h in session.inventory.resolve([host]):
-            render_for(session, h, "host_facts")
-        return
     nets = [n.strip() for n in networks.split(",") if n.strip()] if networks is not None else None
+    if render:
+        session = get_app(ctx).session
+        print_steps(session, hostsettings.migration_steps(
+            session, host=host, enable=enable, auth=auth.value if auth else None, networks=nets,
+            use_any_network=use_any_network, performance=performance.value if performance else None, max_vm=max_vm,
+            max_storage=max_storage), output)
+        return
     report = hostsettings.migration(
         get_app(ctx).session, host=host, enable=enable, auth=auth.value if auth else None, networks=nets,
         use_any_network=use_any_network, performance=performance.value if performance else None, max_vm=max_vm,

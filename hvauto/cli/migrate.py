@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hvauto.errors import Interrupted, Problem, UsageError
+from hvauto.errors import Interrupted, Problem
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import finish, render_for
+from .common import finish, print_steps
 from .output import Output, emit, note, size
 
 if TYPE_CHECKING:
@@ -117,26 +117,6 @@ def _what_if(res: MigrationResult, output: Output) -> None:
     finish(Report(what_if=True, problems=res.problems))
 
 
-def _render(session: Session, *, vm: str, dest: str, source: str | None, storage_path: str | None,
-            live: bool) -> None:
-    if not source:
-        raise UsageError("--render needs --from SRC: finding the VM would contact the hosts")
-    from hvauto.ops import ad as ad_ops
-
-    dest_fqdn = session.host(dest).fqdn
-    path = storage_path or ""
-    render_for(session, source, "migrate_source_preflight", {
-        "Name": vm, "DestinationHost": dest_fqdn, "DestinationStoragePath": path, "IncludeStorage": not live})
-    render_for(session, dest, "migrate_dest_preflight", {"Name": vm, "VmId": "<VMId>", "Path": path})
-    ad = ad_ops.ad_host(session)
-    if ad:
-        render_for(session, ad, "ad_computer_get", {"Name": [session.host(source).name]})
-    render_for(session, source, "migrate_start", {"VmId": "<VMId>", "DestinationHost": dest_fqdn,
-                                                  "DestinationStoragePath": path, "IncludeStorage": not live})
-    render_for(session, source, "migrate_status", {"VmId": "<VMId>"})
-    render_for(session, dest, "migrate_cleanup", {"VmId": "<VMId>"})
-
-
 def migrate(
     ctx: typer.Context,
     vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
@@ -176,6 +156,18 @@ def migrate(
     from hvauto.ops import migrate as ops
 
     session = get_app(ctx).session
+    if render:
+        from hvauto.ops.migrate import steps
+
+        if cancel:
+            plan = steps.cancel_steps(session, vm=vm, source=source)
+        elif watch:
+            plan = steps.watch_steps(session, vm=vm, source=source)
+        else:
+            assert dest is not None
+            plan = steps.move_steps(session, vm=vm, dest=dest, source=source, storage_path=storage_path, live=live)
+        print_steps(session, plan, output)
+        return
     bar = Bar(output)
     if cancel:
         cres = ops.cancel(session, vm=vm, source=source, what_if=what_if)
@@ -208,9 +200,6 @@ def migrate(
             typer.echo(f"{vm}: migration job {ops.JOB_STATE_NAMES.get(int(job['job_state']), job['job_state'])}")
         return
     assert dest is not None
-    if render:
-        _render(session, vm=vm, dest=dest, source=source, storage_path=storage_path, live=live)
-        return
     started: list[StartedMove] = []
     try:
         res = ops.migrate(session, vm=vm, dest=dest, source=source, storage_path=storage_path, live=live,
@@ -248,10 +237,9 @@ def storage_move(
 
     session = get_app(ctx).session
     if render:
-        if not source:
-            raise UsageError("--render needs --host HOST: finding the VM would contact the hosts")
-        render_for(session, source, "storage_move_start", {"VmId": "<VMId>", "DestinationStoragePath": path})
-        render_for(session, source, "migrate_status", {"VmId": "<VMId>"})
+        from hvauto.ops.migrate.steps import storage_steps
+
+        print_steps(session, storage_steps(session, vm=vm, path=path, host=source), output)
         return
     try:
         res = ops.move(session, vm=vm, path=path, host=source, what_if=what_if, on_progress=Bar(output),
@@ -282,12 +270,16 @@ def evacuate(
     poll_interval: PollOpt = 1.0,
     output: OutputOpt = Output.table,
     what_if: WhatIfOpt = False,
+    render: RenderOpt = False,
 ) -> None:
     """Move every VM off a host, placed by free memory and space, within each host's migration limits."""
     from hvauto.ops import evacuate as ops
 
     session = get_app(ctx).session
     targets = [t.strip() for t in to.split(",") if t.strip()] if to else None
+    if render:
+        print_steps(session, ops.evacuate_steps(session, host=host, to=targets, max_parallel=max_parallel), output)
+        return
     bar = Bar(output)
     try:
         res = ops.evacuate(session, host=host, to=targets, max_parallel=max_parallel, what_if=what_if,

@@ -15,6 +15,10 @@ class Output(str, enum.Enum):
     table = "table"
     json = "json"
 
+    def __str__(self) -> str:
+        # Typer 0.24 converts an option's value with str() after its callback (_record_output) returns it.
+        return self.value
+
 
 def print_json(value: Any, stream: TextIO | None = None) -> None:
     """A whole JSON document, indented (a schema for editors; command output is :func:`emit` lines)."""
@@ -64,6 +68,21 @@ def size(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return str(n)  # pragma: no cover
+
+
+def say(text: str, indent: str = "  ", rest: str = "    ", width: int = 80) -> None:
+    """A line of text wrapped to ``width`` columns (80: what a terminal is sure to have)."""
+    import textwrap
+
+    sys.stdout.write("\n".join(textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=rest,
+                                            break_long_words=False, break_on_hyphens=False)) + "\n")
+
+
+def problem(p: Any) -> None:
+    """A problem and its fix, wrapped: ``  - message`` then ``    fix: ...``."""
+    say(("" if p.blocking else "warning: ") + p.message, "  - ", "    ")
+    if p.fix:
+        say(f"fix: {p.fix}", "    ", "      ")
 
 
 def note(text: str) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from hvauto.errors import ErrorRecord, HvautoError, RemoteScriptError, ValidationError, VerifyError
 from hvauto.ops import migrate as mig
+from hvauto.ops.migrate.steps import storage_start_params, vm_params
 from hvauto.results import Change
 from hvauto.session import Session
 
@@ -27,14 +28,15 @@ class StorageMoveResult:
     bytes_moved: int = 0
 
 
+def check_path(path: str) -> None:
+    if not mig.is_windows_path(path):
+        raise ValidationError([f"{path!r} is not an absolute Windows path (D:\\VMs\\vm01 or \\\\server\\share\\vm01)"])
+
+
 def move(session: Session, *, vm: str, path: str, host: str | None = None, what_if: bool = False,
          on_progress: mig.ProgressFn | None = None, poll_interval: float = 1.0) -> StorageMoveResult:
     """``hvauto storage move VM PATH``: every file of the VM under PATH, on the same host."""
-    problems = []
-    if not mig.is_windows_path(path):
-        problems.append(f"{path!r} is not an absolute Windows path (D:\\VMs\\vm01 or \\\\server\\share\\vm01)")
-    if problems:
-        raise ValidationError(problems)
+    check_path(path)
     mig.validate(session, vm=vm, dest=None, source=host, storage_path=path)
     loc = mig.locate_one(session, vm, hosts=[session.host(host).name] if host else None)
     disks = [d.path for d in loc.vm.disks]
@@ -52,7 +54,7 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
     started = time.monotonic()
     instance_id = ""
     try:
-        start = session.run(loc.host, "storage_move_start", {"VmId": loc.vm.id, "DestinationStoragePath": path}).data
+        start = session.run(loc.host, "storage_move_start", storage_start_params(loc.vm.id, path)).data
         instance_id = str((start.get("job") or {}).get("instance_id") or "")
     except HvautoError as exc:
         if not getattr(exc, "sent", False):
@@ -65,7 +67,7 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
         rec = ErrorRecord(message=str(final.get("error_description") or "the storage move failed"),
                           fqid=f"MigrationJob{mig.JOB_STATE_NAMES.get(int(final['job_state']))}")
         raise RemoteScriptError(loc.host, "migrate_status", [rec], hint=f"{loc.vm.name}'s files stay where they were")
-    status = session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data
+    status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
     there = status.get("vm") or {}
     outside = [d for d in there.get("disks") or [] if not mig._under(d, path)]
     if not there or outside:
