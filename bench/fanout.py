@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 
 from hvauto.inventory import load
-from hvauto.lab import setup
-from hvauto.lab import estatefile
+from hvauto.lab import estatefile, setup
 from hvauto.lab.store import LabStore
 from hvauto.ops import vms
 from hvauto.session import Session

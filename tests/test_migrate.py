@@ -317,7 +317,15 @@ def test_live_move_needs_storage_on_a_share(fast_lab: Lab) -> None:
     assert res.code == ExitCode.PREFLIGHT
     assert {p["check"] for p in res.json()["problems"]} >= {"vm.storage"}
     share = "\\\\fs01.lab.test\\VMs\\vm01\\vm01.vhdx"
-    set_vm(fast_lab, "vm01", disks=[{"path": share, "size": 60 * GiB, "file_size": 22 * GiB}])
+    set_vm(fast_lab, "vm01", path="\\\\fs01.lab.test\\VMs\\vm01",
+           disks=[{"path": share, "size": 60 * GiB, "file_size": 22 * GiB}])
+    # Every file on a share, but the share does not exist yet: still blocked, with the fix.
+    missing = hv("migrate", "--live", "vm01", "hostB", "-o", "json", *FAST)
+    assert missing.code == ExitCode.PREFLIGHT
+    assert [p["fix"] for p in missing.json()["problems"] if p["check"] == "dest.share"] == [
+        "hvauto smb share create VMs --server fs01 --path PATH --hosts hostA,hostB"]
+    assert hv("smb", "share", "create", "VMs", "--server", "fs01", "--path", "D:\\Shares\\VMs",
+              "--hosts", "hostA,hostB").code == 0
     ok = hv("migrate", "--live", "vm01", "hostB", *FAST)
     assert ok.code == 0, ok.err
     moved = vm_record(fast_lab, "vm01")

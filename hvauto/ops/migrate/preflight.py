@@ -294,9 +294,9 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
             add("dest.share", dest, f"{server} has no share named {share!r} (for {example})",
                 f"hvauto smb share create {share} --server {server} --path PATH --hosts {source},{dest}")
         elif not (facts.share_full and facts.folder_full):
-            missing = " and ".join(w for w, ok in (("the share", facts.share_full), ("the folder", facts.folder_full))
+            lacking = " and ".join(w for w, ok in (("the share", facts.share_full), ("the folder", facts.folder_full))
                                    if not ok)
-            add("dest.share", dest, f"{dest}'s computer account ({account}) has no Full Control on {missing} of "
+            add("dest.share", dest, f"{dest}'s computer account ({account}) has no Full Control on {lacking} of "
                 f"\\\\{server}\\{share}: {dest} could not open {example} (0x80070005)",
                 f"hvauto smb share grant {share} --server {server} --hosts {dest}")
     for mid, item in by_id.items():
