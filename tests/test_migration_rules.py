@@ -156,3 +156,44 @@ def test_an_ntlm_session_is_warned_about_not_blocked(auth: str, warned: bool) ->
     session = [p for p in problems if p.check == "session.auth"]
     assert [p.blocking for p in session] == ([False] if warned else [])
     assert not [p for p in problems if p.blocking]
+
+
+def test_from_settles_a_name_clash_with_the_destination(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second vm01 (another VMId) on the destination: --from hostA says which one moves; without it, ambiguous."""
+    case = {"patch": {"hosts": [{"name": "hostB", "vms": [
+        {"name": "vm01", "id": "6f1c2d3e-0000-4000-8000-00000000b001", "state": "Off", "version": "10.0",
+         "memory": {"startup": "1 GiB"}, "path": "D:\\Other\\vm01"}]}]}}
+    build_lab(tmp_path, monkeypatch, case)
+    assert hv("migrate", "--shared-nothing", "vm01", "hostB", *FAST).code == ExitCode.NOT_FOUND
+    res = hv("migrate", "--shared-nothing", "vm01", "hostB", "--from", "hostA", "-o", "json", *FAST)
+    assert res.code == 0, res.err
+    assert res.json_lines()[-1]["source"] == "hostA"
+    names = [v["name"] for v in hv("vm", "list", "hostB", "-o", "json").json()["vms"]]
+    assert names == ["vm01", "vm01"]
+    assert hv("vm", "list", "hostA", "-o", "json").json()["vms"] == []
+
+
+def test_a_planned_vm_destroysystem_refuses_is_reported_not_counted(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = build_lab(tmp_path, monkeypatch, {"patch": {}})
+    hv("lab", "speed", "0.01")
+    vm_id = hv("vm", "list", "hostA", "-o", "json").json()["vms"][0]["id"]
+    from hvauto.inventory import load
+    from hvauto.session import Session
+
+    with Session(load(lab / "hvauto.toml")) as session:
+        session.run("hostA", "migrate_start", {"VmId": vm_id, "DestinationHost": "hostB.lab.test",
+                                               "ListenerAddress": ["10.0.50.22"],
+                                               "DestinationStoragePath": "D:\\Hyper-V\\vm01", "IncludeStorage": True})
+    store = store_for(str((lab / "lab" / "estate.db").resolve()))
+    with store.transaction() as est:
+        job = next(j for j in est.all("migration_job") if j["job_type"] in MOVE_JOB_TYPES)
+        # 95% through: the Terminate is refused (4097), the move goes on, and its planned VM cannot be destroyed.
+        est.put("migration_job", job["key"], {**job, "started_at": time.time() - 0.95 * job["duration"] / 0.01},
+                host="hostA")
+    res = hv("migrate", "--cancel", "vm01", "-o", "json")
+    assert res.code == 0, res.err
+    out = res.json()
+    assert out["cancelled_jobs"] == [] and out["planned_removed_from"] == []
+    assert out["planned_left"] == ["hostB: DestroySystem returned 32775 (invalid state for this operation)"]
+    assert out["changed"] is False

@@ -157,4 +157,6 @@ class CancelResult:
     #: Jobs whose RequestStateChange was refused (e.g. 4097 invalid state transition): still running.
     refused_jobs: list[str] = field(default_factory=list)
     planned_removed_from: list[str] = field(default_factory=list)
+    #: Planned VMs DestroySystem refused to remove ("HOST: DestroySystem returned N (meaning)"): still there.
+    planned_left: list[str] = field(default_factory=list)
     what_if: bool = False
