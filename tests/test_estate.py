@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,3 +140,16 @@ def test_two_vms_may_share_a_name_and_two_hosts_a_vmid(tmp_path: Path) -> None:
 """)
     vms = estatefile.parse(text, "e.yaml").objects["vm"]
     assert len(vms) == 3 and len({v["key"] for v in vms}) == 3
+
+
+def test_a_script_that_fails_half_way_keeps_what_it_did_before(lab: Any) -> None:
+    """A PowerShell script is no transaction: the folder it created stays when the share step then throws."""
+    from hvauto.errors import RemoteScriptError
+
+    with lab.session() as session, pytest.raises(RemoteScriptError) as info:
+        session.run("fs01", "smb_share_apply", {"Name": "Half", "Path": "D:\\Shares\\Half", "CreateFolder": True,
+                                                "CreateShare": True, "ShareGrantSid": []})
+    assert "without explicit Full Access" in info.value.records[0].message
+    with lab.store.transaction() as est:
+        assert est.get("folder", "fs01/D:\\Shares\\Half") is not None
+        assert est.get("share", "fs01/Half") is None
