@@ -189,7 +189,8 @@ def test_a_planned_vm_destroysystem_refuses_is_reported_not_counted(tmp_path: Pa
     with store.transaction() as est:
         job = next(j for j in est.all("migration_job") if j["job_type"] in MOVE_JOB_TYPES)
         # 95% through: the Terminate is refused (4097), the move goes on, and its planned VM cannot be destroyed.
-        est.put("migration_job", job["key"], {**job, "started_at": time.time() - 0.95 * job["duration"] / 0.01},
+        total = float(job["disk_bytes"]) + float(job["memory_bytes"])
+        est.put("migration_job", job["key"], {**job, "bytes_done": 0.95 * total, "advanced_at": time.time()},
                 host="hostA")
     res = hv("migrate", "--cancel", "vm01", "-o", "json")
     assert res.code == 0, res.err

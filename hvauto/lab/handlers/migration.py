@@ -10,7 +10,8 @@ The rules and their sources are listed in ``docs/fidelity.md``.
 
 A move is a job (kind ``migration_job``, owned by the source host) that takes lab time in
 proportion to what it copies: disk bytes (when the storage moves) plus memory (when the VM
-runs), over the bandwidth of the host pair (shared by the moves out of one host). ``time_scale``
+runs), over the migration links of both hosts, shared by the moves using each at every moment
+and recomputed as moves start and end (:func:`settle`). ``time_scale``
 (lab meta, ``hvauto lab speed``) speeds lab time up.
 Jobs are settled lazily by :func:`settle`, which runs at the start of every lab call inside
 that call's transaction: a finished job is applied to the estate exactly once (the VM
@@ -81,18 +82,6 @@ def time_scale(est: Estate) -> float:
 def pair_key(a: str, b: str) -> str:
     x, y = sorted((a.lower(), b.lower()))
     return f"{x}/{y}"
-
-
-def bandwidth(est: Estate, a: str, b: str) -> float:
-    """Bytes per second between two hosts: a ``link`` object if the lab has one, else what both NIC sets carry."""
-    link = est.get("link", pair_key(a, b))
-    if link is not None:
-        return float(link["bandwidth_bps"]) / 8
-    speeds = []
-    for h in (a, b):
-        total = sum(int(n.get("link_speed_bps") or 0) for n in est.all("adapter", host=h) if n.get("status") == "Up")
-        speeds.append(total or 10**10)
-    return min(speeds) / 8
 
 
 # -- migration networks -------------------------------------------------------------------------------------
@@ -476,9 +465,115 @@ def _fail(est: Estate, j: dict[str, Any]) -> None:
         est.put("vm", vm["key"], vm, host=vm["host"])
 
 
+def migration_link_bps(est: Estate, host: str) -> float:
+    """Bits per second of what carries the host's migration traffic: the uplinks under the vNIC (or the adapter)
+    holding its address on a migration network; every Up NIC when it takes any network or has none there."""
+    h = est.get("host", host) or {}
+    mig = ((h.get("hyperv") or {}).get("migration")) or {}
+    up = {a["name"].lower(): a for a in est.all("adapter", host=host) if a.get("status", "Up") == "Up"}
+
+    def uplinks(names: list[str], teamed: bool) -> float:
+        speeds = []
+        for name in names:
+            if name.lower() in up:
+                speeds.append(float(up[name.lower()].get("link_speed_bps") or 0))
+            else:
+                team = est.get("team", f"{host}/{name}") or {}
+                speeds.append(sum(float((up.get(m.lower()) or {}).get("link_speed_bps") or 0)
+                                  for m in team.get("members") or []))
+        return (sum(speeds) if teamed else max(speeds, default=0.0))
+
+    nets = []
+    for n in mig.get("networks") or []:
+        try:
+            nets.append(ipaddress.ip_network(n, strict=False))
+        except ValueError:
+            continue
+
+    def on_network(addresses: list[str]) -> bool:
+        for a in addresses:
+            try:
+                ip = ipaddress.ip_interface(a).ip
+            except ValueError:
+                continue
+            if any(ip.version == n.version and ip in n for n in nets):
+                return True
+        return False
+
+    carriers = 0.0
+    if nets and not mig.get("use_any_network"):
+        for vnic in est.all("vnic", host=host):
+            if on_network(list(vnic.get("addresses") or [])):
+                sw = est.get("switch", f"{host}/{vnic['switch']}") or {}
+                carriers += uplinks(list(sw.get("adapters") or []), bool(sw.get("embedded_teaming")) or
+                                    any(est.get("team", f"{host}/{n}") for n in sw.get("adapters") or []))
+        for nic in up.values():
+            if on_network(list(nic.get("addresses") or [])):
+                carriers += float(nic.get("link_speed_bps") or 0)
+    if carriers:
+        return carriers
+    return sum(float(a.get("link_speed_bps") or 0) for a in up.values()) or 1e10
+
+
+def _rates(est: Estate, running_moves: list[dict[str, Any]]) -> dict[str, float]:
+    """Bytes per lab second of each running move: the links shared by the moves using them at this moment.
+
+    A VM move takes an equal share of its source's and of its destination's migration link (and of a ``link``
+    object between the two, when the estate has one), the smaller of those; a storage move an equal share of its
+    host's local copy rate.
+    """
+    users: dict[str, int] = {}
+    pairs: dict[str, int] = {}
+    local: dict[str, int] = {}
+    for j in running_moves:
+        if j["migration_type"] == STORAGE:
+            local[j["source"].lower()] = local.get(j["source"].lower(), 0) + 1
+            continue
+        for h in {j["source"].lower(), j["dest"].lower()}:
+            users[h] = users.get(h, 0) + 1
+        pk = pair_key(j["source"], j["dest"])
+        pairs[pk] = pairs.get(pk, 0) + 1
+    caps: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for j in running_moves:
+        if j["migration_type"] == STORAGE:
+            out[j["key"]] = LOCAL_COPY_BPS / local[j["source"].lower()]
+            continue
+        shares = []
+        for h in (j["source"].lower(), j["dest"].lower()):
+            if h not in caps:
+                caps[h] = migration_link_bps(est, h) / 8
+            shares.append(caps[h] / users[h])
+        link = est.get("link", pair_key(j["source"], j["dest"]))
+        if link is not None:
+            shares.append(float(link["bandwidth_bps"]) / 8 / pairs[pair_key(j["source"], j["dest"])])
+        out[j["key"]] = min(shares)
+    return out
+
+
+def _start_queued(est: Estate, jobs: list[dict[str, Any]], at: float, changed: dict[str, dict[str, Any]],
+                  busy: dict[tuple[str, str], int]) -> None:
+    """Start queued jobs as slots free up, oldest first (at most MaximumVirtualMachineMigrations per host)."""
+    for j in sorted((j for j in jobs if j["state"] == NEW), key=lambda x: float(x["queued_at"])):
+        if float(j["queued_at"]) > at:
+            continue  # not submitted yet at that moment
+        if all(busy.get(s, 0) < _limit(est, s[0], s[1]) for s in _slots(j)):
+            j["state"] = RUNNING
+            j["started_at"] = at
+            j["advanced_at"] = at
+            j["bytes_done"] = 0.0
+            for slot in _slots(j):
+                busy[slot] = busy.get(slot, 0) + 1
+            changed[j["key"]] = j
+
+
 @before_every_call
 def settle(call: LabCall) -> None:
-    """Bring every migration job up to ``call.now``: progress, completion, failure, queue."""
+    """Bring every migration job up to ``call.now``: progress, completion, failure, queue.
+
+    Moves progress at the rate their links allow while they share them, recomputed whenever a move starts or
+    ends: between two lab calls the moves' ends (and the queued moves they let start) are played in order.
+    """
     est, now = call.estate, call.now
     jobs = est.all("migration_job")
     if not jobs:
@@ -490,10 +585,6 @@ def settle(call: LabCall) -> None:
             if j["state"] not in ACTIVE and now - float(j.get("finished_at") or now) > TIME_BEFORE_REMOVAL / scale:
                 est.delete("migration_job", j["key"])
             continue
-        duration = float(j["duration"])
-        elapsed = (now - float(j["started_at"])) * scale
-        percent = 100 if duration <= 0 else min(100, int(elapsed * 100 / duration))
-        fail_at = j.get("fail_at")
         if j.get("fail_reason"):
             # It failed as it began (connecting, creating the planned VM): seen by the first look after the call.
             j["percent"] = 0
@@ -501,51 +592,74 @@ def settle(call: LabCall) -> None:
             j["error_code"] = 32768
             j["error_description"] = j["fail_reason"]
             j["finished_at"] = float(j["started_at"])
+            changed[j["key"]] = j
         elif not is_move(j):
+            duration = float(j["duration"])
+            elapsed = (now - float(j["started_at"])) * scale
             if elapsed >= duration:
                 j["percent"] = 100
                 j["state"] = COMPLETED
                 j["finished_at"] = float(j["started_at"]) + duration / scale
             else:
-                j["percent"] = percent
-        elif fail_at is not None and percent >= int(fail_at):
-            j["percent"] = int(fail_at)
-            j["finished_at"] = float(j["started_at"]) + duration * int(fail_at) / 100 / scale
-            _fail(est, j)
-        elif elapsed >= duration:
-            j["percent"] = 100
-            j["state"] = COMPLETED
-            j["finished_at"] = float(j["started_at"]) + duration / scale
-            _apply(est, j)
-        else:
-            j["percent"] = percent
-        changed[j["key"]] = j
-    # Start queued jobs as slots free up, oldest first.
+                j["percent"] = 100 if duration <= 0 else min(100, int(elapsed * 100 / duration))
+            changed[j["key"]] = j
     busy: dict[tuple[str, str], int] = {}
     for j in jobs:
         if j["state"] == RUNNING:
             for slot in _slots(j):
                 busy[slot] = busy.get(slot, 0) + 1
-    for j in sorted((j for j in jobs if j["state"] == NEW), key=lambda x: float(x["queued_at"])):
-        if all(busy.get(s, 0) < _limit(est, s[0], s[1]) for s in _slots(j)):
-            j["state"] = RUNNING
-            j["started_at"] = now
-            for slot in _slots(j):
-                busy[slot] = busy.get(slot, 0) + 1
-            # Moves out of one host share its links: a move starting beside others gets its share of the bandwidth.
-            sharing = 1 + sum(1 for o in jobs if o is not j and is_move(o) and o["state"] == RUNNING
-                              and o["source"] == j["source"])
-            j["duration"] = (int(j["disk_bytes"]) + int(j["memory_bytes"])) / (float(j["bandwidth_bps"]) / sharing)
+    moves_running = [j for j in jobs if is_move(j) and j["state"] == RUNNING]
+    t = min((float(j.get("advanced_at") or j["started_at"]) for j in moves_running), default=now)
+    _start_queued(est, jobs, t, changed, busy)
+    for _ in range(10_000):  # each turn ends at least one move; the bound only guards against a modelling bug
+        moves_running = [j for j in jobs if is_move(j) and j["state"] == RUNNING]
+        if not moves_running:
+            break
+        rates = _rates(est, moves_running)
+        # When each reaches its end (or the percentage where an injected failure strikes), in wall seconds.
+        ends: dict[str, float] = {}
+        for j in moves_running:
+            total = float(j["disk_bytes"]) + float(j["memory_bytes"])
+            target = total * int(j["fail_at"]) / 100 if j.get("fail_at") is not None else total
+            left = max(0.0, target - float(j.get("bytes_done") or 0))
+            ends[j["key"]] = t + (left / rates[j["key"]] / scale if rates[j["key"]] > 0 else float("inf"))
+        step_to = min(min(ends.values()), now)
+        for j in moves_running:
+            start = max(t, float(j.get("advanced_at") or t))
+            j["bytes_done"] = float(j.get("bytes_done") or 0) + rates[j["key"]] * max(0.0, step_to - start) * scale
+            j["advanced_at"] = step_to
+            total = float(j["disk_bytes"]) + float(j["memory_bytes"])
+            j["percent"] = 100 if total <= 0 else min(100, int(j["bytes_done"] * 100 / total))
             changed[j["key"]] = j
+        finished = [j for j in moves_running if ends[j["key"]] <= step_to]
+        for j in finished:
+            j["finished_at"] = ends[j["key"]]
+            for slot in _slots(j):
+                busy[slot] -= 1
+            if j.get("fail_at") is not None:
+                j["percent"] = int(j["fail_at"])
+                _fail(est, j)
+            else:
+                j["percent"] = 100
+                j["state"] = COMPLETED
+                _apply(est, j)
+        t = step_to
+        if not finished:
+            break
+        _start_queued(est, jobs, t, changed, busy)
+    _start_queued(est, jobs, now, changed, busy)
     for j in changed.values():
         est.put("migration_job", j["key"], j, host=j["source"])
     # What a test reads to show the limits held: jobs running, and jobs submitted (running or queued) at once.
+    running_now: dict[tuple[str, str], int] = {}
     submitted: dict[tuple[str, str], int] = {}
     for j in list(changed.values()) + [j for j in jobs if j["key"] not in changed]:
-        if j["state"] in ACTIVE:
-            for slot in _slots(j):
+        for slot in _slots(j):
+            if j["state"] == RUNNING:
+                running_now[slot] = running_now.get(slot, 0) + 1
+            if j["state"] in ACTIVE:
                 submitted[slot] = submitted.get(slot, 0) + 1
-    for prefix, counts in (("peak_", busy), ("peak_submitted_", submitted)):
+    for prefix, counts in (("peak_", running_now), ("peak_submitted_", submitted)):
         for (host, kind), n in counts.items():
             key = f"{prefix}{kind}/{host}"
             if n > int(est.meta(key, "0") or "0"):
@@ -555,14 +669,12 @@ def settle(call: LabCall) -> None:
 def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, dest_given: str, dest_path: str,
              include_storage: bool, fail_reason: str = "") -> dict[str, Any]:
     """A move's job; ``dest`` None: a storage move on this host. ``fail_reason``: it fails as it starts."""
-    est = call.estate
     disk_bytes = sum(int(f["file_size"]) for f in vm_file_list(vm) if f["kind"] in COPIED) if include_storage else 0
     memory_bytes = memory_in_use(vm) if running(vm) and dest is not None else 0
     if dest is None and not dest_given:
-        migration_type, bps = STORAGE, float(LOCAL_COPY_BPS)
+        migration_type = STORAGE
     else:
         migration_type = VIRTUAL_SYSTEM_AND_STORAGE if include_storage else VIRTUAL_SYSTEM
-        bps = bandwidth(est, call.name, dest["name"]) if dest is not None else float(LOCAL_COPY_BPS)
     job = {
         "key": "{" + str(uuid.uuid4()).upper() + "}",
         "vm_id": vm["id"],
@@ -576,9 +688,9 @@ def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, 
         "job_type": hyperv.JOB_TYPE_FOR_MIGRATION[migration_type],
         "disk_bytes": disk_bytes,
         "memory_bytes": memory_bytes,
-        "bandwidth_bps": bps,
-        "duration": (disk_bytes + memory_bytes) / bps,
         "state": NEW,
+        "bytes_done": 0.0,
+        "advanced_at": None,
         "percent": 0,
         "queued_at": call.now,
         "started_at": None,
