@@ -413,6 +413,10 @@ def read_shares(session: Session, *, dest: str, mode: str, storage_path: str | N
         facts.folder_full = bool(sid) and state.folder_full(sid)
         return facts
 
-    for key in readable:  # one round trip per share (a handful at most), each to its own file server
-        read(key)
+    # One round trip per share, the file servers concurrently (a server's shares one after another).
+    by_server: dict[str, list[str]] = {}
+    for key in readable:
+        by_server.setdefault(known[out[key].server.lower()], []).append(key)
+    group = session.fan_out(list(by_server), lambda h: [read(k) for k in by_server[session.host(h).name]])
+    group.raise_if_failed()
     return out
