@@ -265,7 +265,7 @@ def test_a_lost_answer_to_the_start_is_reinspected_not_resent(fast_lab: Lab) -> 
 
 
 def test_a_running_move_is_resumed_not_restarted(fast_lab: Lab) -> None:
-    set_speed(fast_lab, 5)  # about a second: still running when the CLI's preflight looks, even on a busy machine
+    set_speed(fast_lab, 20)  # about a second over the one 10 GbE migration uplink: still running when the CLI's preflight looks, even on a busy machine
     with fast_lab.session() as session:
         session.run("hostA", "migrate_start", {"VmId": vm_record(fast_lab, "vm01")["id"], "DestinationHost": "hostB.lab.test",
                                                "DestinationStoragePath": "D:\\Hyper-V\\vm01", "IncludeStorage": True})
@@ -539,7 +539,7 @@ def _start(lab: Lab, name: str = "vm01", **extra: Any) -> dict[str, Any]:
 
 
 def test_the_start_returns_the_jobs_identity_and_a_move_outlives_its_session(fast_lab: Lab) -> None:
-    set_speed(fast_lab, 5)
+    set_speed(fast_lab, 20)  # about a second: 26 GiB over hostA's one 10 GbE migration uplink
     started = _start(fast_lab, ListenerAddress=["10.0.50.22"])  # the session is closed when this returns
     assert started["return_value"] == 4096
     job = started["job"]
@@ -550,6 +550,9 @@ def test_the_start_returns_the_jobs_identity_and_a_move_outlives_its_session(fas
     final = res.json_lines()[-1]
     assert final["job"]["instance_id"] == job["instance_id"] and final["job"]["job_state"] == 7
     assert vm_record(fast_lab, "vm01")["host"].lower() == "hostb"
+    # The watch knows what the move copies (disks and memory), not "0 B of 0 B".
+    progress = [e for e in res.json_lines() if e.get("event") == "progress"]
+    assert progress and all(p["bytes_total"] == (22 + 4) * GiB for p in progress)
 
 
 def test_a_check_job_of_the_same_vm_is_never_taken_for_the_move(fast_lab: Lab) -> None:
