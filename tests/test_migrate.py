@@ -265,7 +265,8 @@ def test_a_lost_answer_to_the_start_is_reinspected_not_resent(fast_lab: Lab) -> 
 
 
 def test_a_running_move_is_resumed_not_restarted(fast_lab: Lab) -> None:
-    set_speed(fast_lab, 20)  # about a second over the one 10 GbE migration uplink: still running when the CLI's preflight looks, even on a busy machine
+    # About a second over the one 10 GbE migration uplink: still running when the preflight looks, even when busy.
+    set_speed(fast_lab, 20)
     with fast_lab.session() as session:
         session.run("hostA", "migrate_start", {"VmId": vm_record(fast_lab, "vm01")["id"], "DestinationHost": "hostB.lab.test",
                                                "DestinationStoragePath": "D:\\Hyper-V\\vm01", "IncludeStorage": True})
