@@ -138,6 +138,24 @@ def reset(ctx: typer.Context) -> None:
     typer.echo(f"lab estate reset: {state}")
 
 
+def describe_fault(data: dict[str, object]) -> str:
+    """A lab host's faults in words: ``down; 2.0 s delay; the next 3 calls fail (transient)``."""
+    parts = []
+    if data.get("down"):
+        parts.append("down (connections refused)")
+    if float(data.get("delay") or 0):  # type: ignore[arg-type]
+        parts.append(f"{float(data['delay']):g} s delay on every call")  # type: ignore[arg-type]
+    n = int(data.get("fail_next") or 0)  # type: ignore[call-overload]
+    if n:
+        on = f" on {data['fail_on']}" if data.get("fail_on") else ""
+        parts.append(f"the next {n} call{'s' if n != 1 else ''}{on} fail ({data.get('kind') or 'transient'})")
+    if float(data.get("stretch") or 0):  # type: ignore[arg-type]
+        parts.append(f"every script takes {float(data['stretch']):g} s")  # type: ignore[arg-type]
+    if float(data.get("idle_timeout") or 0):  # type: ignore[arg-type]
+        parts.append(f"idle shells dropped after {float(data['idle_timeout']):g} s")  # type: ignore[arg-type]
+    return "; ".join(parts) or "no faults"
+
+
 @app.command()
 def fault(
     ctx: typer.Context,
@@ -173,7 +191,7 @@ def fault(
     data = store.set_fault(name, down=down, delay=delay, fail_next=fail_next,
                            kind=kind.value if fail_next else None, fail_on=on.value if on else None,
                            stretch=stretch, idle_timeout=idle_timeout)
-    typer.echo(f"{name}: {data}")
+    typer.echo(f"{name}: {describe_fault(data)}")
 
 
 @app.command()

@@ -7,6 +7,7 @@ table and imports none of them; ``hvauto vm list`` builds ``vm`` alone. :func:`f
 the whole tree at once, for documentation, tests and the runbook's option reader.
 """
 
+import errno
 import importlib
 import os
 import sys
@@ -224,6 +225,10 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         exit_ = exc.__context__
+        if isinstance(exit_, OSError) and exit_.errno == errno.EPIPE:
+            # click turns a closed pipe into exit 1; the reader (`| head`) simply had enough.
+            _quiet_stdout()
+            return ExitCode.OK
         if code == ExitCode.INTERRUPTED and exit_ is not None and isinstance(exit_.__cause__, KeyboardInterrupt):
             # Typer turns a Ctrl-C the command did not handle into exit 130, silently: say so.
             sys.stderr.write("hvauto: error: interrupted\n")
@@ -236,6 +241,9 @@ def run(argv: list[str] | None = None) -> int:
         if state.output is Output.json:
             report_json(code, type(exc).__name__, exc.message, exc.to_dict())
         return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return ExitCode.OK  # `hvauto vm list | head`: the reader has what it wanted
     except KeyboardInterrupt as exc:
         sys.stderr.write("hvauto: error: interrupted\n")
         if state.output is Output.json:
@@ -250,5 +258,20 @@ def run(argv: list[str] | None = None) -> int:
         state.close()
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the pipe's reader is gone, and Python's exit flush must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = ExitCode.OK
+    sys.exit(code)

@@ -107,8 +107,14 @@ def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
            for r in rows])
 
 
+StopOpt = Annotated[bool | None, typer.Option(
+    "--enable/--no-enable",
+    help="Stop and disable the timer with systemctl --user before its units are removed (default: yes, unless "
+         "$HVAUTO_SYSTEMD_DIR points elsewhere).")]
+
+
 @app.command()
-def remove(ctx: typer.Context, name: NameArg, enable: EnableOpt = None) -> None:
+def remove(ctx: typer.Context, name: NameArg, enable: StopOpt = None) -> None:
     """Remove a schedule: its timer and service, or its crontab line."""
     from hvauto import schedule
 
