@@ -27,7 +27,9 @@ def _host_doc(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return next(h for h in doc["hosts"] if h["host"] == name)
 
 
-def test_default_lab_matrix_then_the_grant_it_names_makes_the_pair_ready(lab: Lab) -> None:
+def test_default_lab_matrix_then_the_grant_it_names_makes_the_pair_ready(lab: Lab,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     res = hv("doctor", "-o", "json")
     assert res.code == ExitCode.NOT_READY, res.err
     doc = res.json()

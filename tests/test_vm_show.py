@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from hvauto.errors import ExitCode
 from tests.conftest import Lab, hv
 
@@ -15,7 +17,8 @@ def _change_vm(lab: Lab, name: str, **changes: Any) -> None:
         est.put("vm", vm["key"], vm, host=vm["host"])
 
 
-def test_vm01_shows_its_disk_adapter_files_and_moves(lab: Lab) -> None:
+def test_vm01_shows_its_disk_adapter_files_and_moves(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     res = hv("vm", "show", "vm01")
     assert res.code == 0, res.err
     out = res.out

@@ -10,6 +10,7 @@ import typer
 
 from hvauto import versions
 from hvauto.errors import HostsReport, exit_code
+from hvauto.results import count
 
 from .output import note
 
@@ -44,7 +45,7 @@ def print_steps(session: Session, steps: list[Step], output: Output) -> None:
                                                 break_long_words=False, break_on_hyphens=False)) + "\n")
 
     holders = sorted({p for r in rendered for p in r.step.placeholders})
-    comment(f"hvauto --render: {len(rendered)} step(s), in order; nothing is sent to any host.")
+    comment(f"hvauto --render: {count(len(rendered), 'step')}, in order; nothing is sent to any host.")
     if holders:
         comment(f"Values in <...> are known only once an earlier step has answered: {', '.join(holders)}.")
     for r in rendered:

@@ -6,10 +6,12 @@ import typer
 
 from hvauto import versions
 from hvauto.errors import ExitCode
+from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, RenderOpt, get_app
 from .common import print_steps
-from .output import Output, emit, problem, say, table
+from .output import Output, emit, paint, problem, say, table
 
 if TYPE_CHECKING:
     from hvauto.ops.doctor import DoctorReport
@@ -20,7 +22,8 @@ MARKS = {"ready": "ok", "blocked": "X", "unknown": "?"}
 
 def doctor(
     ctx: typer.Context,
-    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups (default: the whole inventory).")] = None,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups (default: the whole inventory).",
+        autocompletion=complete.hosts)] = None,
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
 ) -> None:
@@ -82,8 +85,8 @@ def _print(report: "DoctorReport") -> None:
         typer.echo("  ".join(["from".ljust(first), *(x.ljust(w) for x, w in zip(heads, widths, strict=True))]).rstrip())
         for label, src in zip(labels, hyperv, strict=True):
             marks = ["-" if src == d else MARKS[verdict[(src, d)].verdict] for d in hyperv]
-            typer.echo("  ".join([label.ljust(first), *(m.ljust(w) for m, w in zip(marks, widths, strict=True))])
-                       .rstrip())
+            typer.echo("  ".join([label.ljust(first), *(paint(m) + " " * (w - len(m))
+                                                        for m, w in zip(marks, widths, strict=True))]).rstrip())
         for pair in report.pairs:
             if pair.ready:
                 continue
@@ -101,4 +104,4 @@ def _print(report: "DoctorReport") -> None:
             for prob in share.problems:
                 problem(prob)
     typer.echo("\n" + ("everything is ready" if report.ready else
-                       f"not ready: {len(report.blocking)} blocking problem(s)"))
+                       f"not ready: {count(len(report.blocking), 'blocking problem')}"))

@@ -9,6 +9,7 @@ import typer
 
 from hvauto import versions
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import print_steps
 from .output import Output, emit, kv, note, size, table
@@ -45,7 +46,7 @@ def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
 @app.command("show")
 def show(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="Host name.")],
+    host: Annotated[str, typer.Argument(help="Host name.", autocompletion=complete.hosts)],
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
 ) -> None:
@@ -100,7 +101,7 @@ class MigrationPerformance(str, Enum):
 @app.command("migration")
 def migration(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="Host or group.")],
+    host: Annotated[str, typer.Argument(help="Host or group.", autocompletion=complete.hosts)],
     enable: Annotated[bool | None, typer.Option("--enable/--disable", help="Enable or disable live migration.")]
     = None,
     auth: Annotated[MigrationAuth | None, typer.Option(help="Authentication for live migration.")] = None,

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hvauto.errors import UsageError
+from hvauto.results import count
 
 from .app import OutputOpt, get_app
 from .output import Output, emit, table
@@ -117,7 +118,7 @@ def serve(
     previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.start()
     try:
-        typer.echo(f"serving {len(server.hosts)} lab host(s) on {server.scheme}://127.0.0.1:{server.port}/wsman/<host>"
+        typer.echo(f"serving {count(len(server.hosts), 'lab host')} on {server.scheme}://127.0.0.1:{server.port}/wsman/<host>"
                    " (Ctrl-C to stop)")
         sys.stdout.flush()
         while not done.wait(0.5):
@@ -139,6 +140,24 @@ def reset(ctx: typer.Context) -> None:
     state = _state_path(ctx)
     setup.reset(state, state.parent / "password")
     typer.echo(f"lab estate reset: {state}")
+
+
+def describe_fault(data: dict[str, object]) -> str:
+    """A lab host's faults in words: ``down; 2.0 s delay; the next 3 calls fail (transient)``."""
+    parts = []
+    if data.get("down"):
+        parts.append("down (connections refused)")
+    if float(data.get("delay") or 0):  # type: ignore[arg-type]
+        parts.append(f"{float(data['delay']):g} s delay on every call")  # type: ignore[arg-type]
+    n = int(data.get("fail_next") or 0)  # type: ignore[call-overload]
+    if n:
+        on = f" on {data['fail_on']}" if data.get("fail_on") else ""
+        parts.append(f"the next {n} call{'s' if n != 1 else ''}{on} fail ({data.get('kind') or 'transient'})")
+    if float(data.get("stretch") or 0):  # type: ignore[arg-type]
+        parts.append(f"every script takes {float(data['stretch']):g} s")  # type: ignore[arg-type]
+    if float(data.get("idle_timeout") or 0):  # type: ignore[arg-type]
+        parts.append(f"idle shells dropped after {float(data['idle_timeout']):g} s")  # type: ignore[arg-type]
+    return "; ".join(parts) or "no faults"
 
 
 @app.command()
@@ -176,7 +195,7 @@ def fault(
     data = store.set_fault(name, down=down, delay=delay, fail_next=fail_next,
                            kind=kind.value if fail_next else None, fail_on=on.value if on else None,
                            stretch=stretch, idle_timeout=idle_timeout)
-    typer.echo(f"{name}: {data}")
+    typer.echo(f"{name}: {describe_fault(data)}")
 
 
 @app.command()

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hvauto.errors import Interrupted, Problem
+from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import finish, print_steps
-from .output import Output, emit, note, size
+from .output import Output, emit, note, shorten, size, width
 
 if TYPE_CHECKING:
     from hvauto.ops.migrate import MigrationResult, MoveProgress, StartedMove
@@ -29,10 +31,9 @@ PollOpt = Annotated[
 class Bar:
     """A progress bar on stderr (redrawn in place on a terminal, a line per 10% otherwise), or JSON lines on stdout."""
 
-    def __init__(self, output: Output, width: int = 30) -> None:
+    def __init__(self, output: Output) -> None:
         self.json = output is Output.json
         self.tty = sys.stderr.isatty()
-        self.width = width
         self.last: dict[str, int] = {}
 
     def __call__(self, p: MoveProgress) -> None:
@@ -43,15 +44,44 @@ class Bar:
         if self.last.get(p.vm) == step and p.state == "Running":
             return
         self.last[p.vm] = step
-        filled = self.width * p.percent // 100
-        done = p.bytes_total * p.percent // 100
-        line = (f"{p.vm} {p.source} -> {p.dest} [{'#' * filled}{'.' * (self.width - filled)}] {p.percent:3d}% "
-                f"{size(done)} of {size(p.bytes_total)}  {p.state}")
+        line = progress_line(p, width())
         if self.tty:
             sys.stderr.write("\r" + line + ("\n" if p.state != "Running" else ""))
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    s = int(max(seconds, 0))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def progress_line(p: MoveProgress, columns: int) -> str:
+    """``vm01 hostA -> hostB [####....]  45% 9.9 GiB of 22.0 GiB, 1.2 GiB/s, 0:12 left``, in ``columns``.
+
+    The bar takes what the text leaves; with a job whose size is not known (``--watch``) the bytes
+    give way to the time elapsed.
+    """
+    label = f"{p.vm} storage on {p.source}" if p.source == p.dest else f"{p.vm} {p.source} -> {p.dest}"
+    stats = f"{p.percent:3d}%"
+    if p.bytes_total > 0:
+        done = p.bytes_total * p.percent // 100
+        stats += f" {size(done)} of {size(p.bytes_total)}"
+        if p.elapsed_seconds > 0 and done > 0 and p.state == "Running":
+            rate = done / p.elapsed_seconds
+            stats += f", {size(int(rate))}/s, {_clock((p.bytes_total - done) / rate)} left"
+    else:
+        stats += f", {_clock(p.elapsed_seconds)} elapsed"
+    if p.state != "Running":
+        stats += f"  {p.state}"
+    # One column spare: a line as wide as the terminal wraps on some, and a \r redraw must not.
+    room = columns - 1 - len(label) - len(stats) - 4
+    if room < 6:
+        return shorten(f"{label} {stats}", columns - 1)
+    bar = min(room, 40)
+    filled = bar * p.percent // 100
+    return f"{label} [{'#' * filled}{'.' * (bar - filled)}] {stats}"
 
 
 def _problems_text(problems: list[Problem]) -> None:
@@ -77,7 +107,7 @@ def _interrupted(session: Session, started: StartedMove | None, output: Output) 
             f"\nCancel the migration of {started.vm} ({started.source} -> {started.dest})? "
             "No leaves it running", default=False, err=True):
         res = ops.cancel(session, vm=started.vm, source=started.source)
-        note(f"{started.vm}: migration cancelled ({len(res.cancelled_jobs)} job(s)); it stays on {started.source}")
+        note(f"{started.vm}: migration cancelled ({count(len(res.cancelled_jobs), 'job')}); it stays on {started.source}")
         raise Interrupted("interrupted; the migration was cancelled")
     note(f"{started.vm}: the migration goes on on {started.source}. Watch it: {watch_cmd}; cancel it: {cancel_cmd}")
     raise Interrupted("interrupted; the migration is still running",
@@ -119,15 +149,16 @@ def _what_if(res: MigrationResult, output: Output) -> None:
 
 def migrate(
     ctx: typer.Context,
-    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
-    dest: Annotated[str | None, typer.Argument(help="Destination host.")] = None,
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
+    dest: Annotated[str | None, typer.Argument(help="Destination host.", autocompletion=complete.hosts)] = None,
     shared_nothing: Annotated[bool, typer.Option("--shared-nothing", help="Move the VM with its storage "
                                                  "(Move-VM -IncludeStorage).")] = False,
     live: Annotated[bool, typer.Option("--live", help="Move the running VM; its storage stays on its share.")] = False,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the VM's running migration and remove the "
                                          "planned VM a move left behind.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the VM's running migration.")] = False,
-    source: Annotated[str | None, typer.Option("--from", help="Source host (else every Hyper-V host is asked).")]
+    source: Annotated[str | None, typer.Option("--from", help="Source host (else every Hyper-V host is asked).",
+                                              autocompletion=complete.hosts)]
     = None,
     storage_path: Annotated[str | None, typer.Option("--storage-path", help="Destination folder for the VM's files "
                                                      "(default: the destination's VM path\\VM).")] = None,
@@ -174,10 +205,10 @@ def migrate(
         if output is Output.json:
             emit("result", cres)
         elif what_if:
-            typer.echo(f"{cres.vm}: would cancel {len(cres.cancelled_jobs)} running job(s) on {cres.source} and "
+            typer.echo(f"{cres.vm}: would cancel {count(len(cres.cancelled_jobs), 'running job')} on {cres.source} and "
                        "remove planned VMs it left on other hosts")
         elif cres.changed:
-            typer.echo(f"{cres.vm}: cancelled {len(cres.cancelled_jobs)} migration job(s) on {cres.source}"
+            typer.echo(f"{cres.vm}: cancelled {count(len(cres.cancelled_jobs), 'migration job')} on {cres.source}"
                        + (f"; removed the planned VM from {', '.join(cres.planned_removed_from)}"
                           if cres.planned_removed_from else ""))
         elif not cres.refused_jobs:
@@ -225,7 +256,7 @@ def migrate(
 @storage_app.command("move")
 def storage_move(
     ctx: typer.Context,
-    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
     path: Annotated[str, typer.Argument(help="Destination folder for all of the VM's files (D:\\VMs\\vm01).")],
     source: Annotated[str | None, typer.Option("--host", help="The VM's host (else every Hyper-V host is asked).")]
     = None,
@@ -264,7 +295,8 @@ def storage_move(
 
 def evacuate(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="The stand-alone Hyper-V host to empty.")],
+    host: Annotated[str, typer.Argument(help="The stand-alone Hyper-V host to empty.",
+                                                        autocompletion=complete.hosts)],
     to: Annotated[str | None, typer.Option("--to", help="Destination hosts, comma-separated (default: every other "
                                            "Hyper-V host).")] = None,
     max_parallel: Annotated[int | None, typer.Option("--max-parallel", min=1, help="At most N moves at once (the "

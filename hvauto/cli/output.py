@@ -39,24 +39,98 @@ def print_json_line(value: Any, stream: TextIO | None = None) -> None:
     out.flush()
 
 
+#: Colour is allowed (root ``--no-color`` clears it); it is used only on a terminal and without ``NO_COLOR``.
+COLOR = True
+#: Words that mean good, bad or look-at-me, in tables and marks.
+_GOOD = {"ok", "ready", "done", "moved", "yes", "running", "completed", "enabled"}
+_BAD = {"x", "blocked", "failed", "error", "aborted", "unreachable", "no", "blocking", "interrupted"}
+_WARN = {"?", "warning", "unknown", "skipped", "partial", "problems", "planned"}
+
+
+def colored(stream: TextIO | None = None) -> bool:
+    """Colour for this stream: allowed, a terminal, ``NO_COLOR`` unset (https://no-color.org), not a dumb terminal."""
+    import os
+
+    out = stream or sys.stdout
+    return (COLOR and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+            and hasattr(out, "isatty") and out.isatty())
+
+
+def paint(text: str, stream: TextIO | None = None) -> str:
+    """``text`` in green, red or yellow when its first word is a state word and the stream takes colour."""
+    if not colored(stream):
+        return text
+    word = text.strip().split(" ")[0].strip("[]:").lower() if text.strip() else ""
+    code = "32" if word in _GOOD else "31" if word in _BAD else "33" if word in _WARN else ""
+    return f"\033[{code}m{text}\033[0m" if code else text
+
+
+#: The width of output that goes to no terminal.
+UNBOUNDED = 10_000
+
+
+def width() -> int:
+    """The columns output may use: ``COLUMNS`` if set, else the terminal's; unbounded into a pipe or a file.
+
+    Piped output (``| grep``, a cron mail, a log) keeps whole values; set ``COLUMNS`` to fit it anyway.
+    """
+    import os
+    import shutil
+
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return max(int(env), 40)
+    if sys.stdout.isatty() or sys.stderr.isatty():
+        return max(shutil.get_terminal_size((80, 24)).columns, 40)
+    return UNBOUNDED
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: its head and tail around ``...`` (a path keeps its file name)."""
+    if len(text) <= limit:
+        return text
+    if limit <= 3:
+        return text[:limit]
+    tail = (limit - 3) * 2 // 3
+    return text[:limit - 3 - tail] + "..." + text[len(text) - tail:]
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], stream: TextIO | None = None) -> None:
+    """Columns sized to the terminal: the widest cells are shortened (``...``) until a row fits; ``-o json`` has them whole."""
     text_rows = [["" if c is None else str(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
+    room = width()
+    floors = [max(len(h), 6) for h in headers]
+    while sum(widths) + 2 * (len(widths) - 1) > room:
+        i = max(range(len(widths)), key=lambda j: widths[j] - floors[j])
+        if widths[i] <= floors[i]:
+            break
+        widths[i] -= 1
     out = stream or sys.stdout
-    out.write("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip() + "\n")
+    out.write("  ".join(shorten(h.upper(), w).ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip() + "\n")
     for row in text_rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() + "\n")
+        cells = [shorten(c, w) for c, w in zip(row, widths, strict=False)]
+        # Padding first, then colour: escape codes take no columns.
+        line = "  ".join(paint(c, out) + " " * (w - len(c)) for c, w in zip(cells, widths, strict=False))
+        out.write(line.rstrip() + "\n")
 
 
 def kv(pairs: Iterable[tuple[str, Any]], stream: TextIO | None = None) -> None:
+    """Key and value pairs; a long value wraps under itself to the terminal's width."""
+    import textwrap
+
     items = [(k, "" if v is None else str(v)) for k, v in pairs]
-    width = max((len(k) for k, _ in items), default=0)
+    keys = max((len(k) for k, _ in items), default=0)
+    room = max(width() - keys - 2, 20)
     out = stream or sys.stdout
     for k, v in items:
-        out.write(f"{k.ljust(width)}  {v}\n")
+        lines = textwrap.wrap(v, room, break_long_words=True, break_on_hyphens=False) or [""]
+        out.write(f"{k.ljust(keys)}  {lines[0]}\n")
+        for more in lines[1:]:
+            out.write(f"{' ' * keys}  {more}\n")
 
 
 def size(n: int | None) -> str:
@@ -70,11 +144,11 @@ def size(n: int | None) -> str:
     return str(n)  # pragma: no cover
 
 
-def say(text: str, indent: str = "  ", rest: str = "    ", width: int = 80) -> None:
+def say(text: str, indent: str = "  ", rest: str = "    ", columns: int | None = None) -> None:
     """A line of text wrapped to ``width`` columns (80: what a terminal is sure to have)."""
     import textwrap
 
-    sys.stdout.write("\n".join(textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=rest,
+    sys.stdout.write("\n".join(textwrap.wrap(text, columns or width(), initial_indent=indent, subsequent_indent=rest,
                                             break_long_words=False, break_on_hyphens=False)) + "\n")
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
 from .common import failures_json, print_steps
 from .output import Output, emit, table
@@ -27,14 +28,15 @@ class BandwidthMode(str, Enum):
     default = "default"
 
 
-HostArg = Annotated[str, typer.Argument(help="Host.")]
+HostArg = Annotated[str, typer.Argument(help="Host.", autocompletion=complete.hosts)]
 NameArg = Annotated[str, typer.Argument(help="Switch name (exact).")]
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups; every Hyper-V host if none.")] = None,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups; every Hyper-V host if none.",
+        autocompletion=complete.hosts)] = None,
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
 ) -> None:
@@ -42,7 +44,9 @@ def list_(
     from hvauto.ops import switches
 
     session = get_app(ctx).session
-    targets = session.inventory.resolve(hosts or [], default_role="hyperv")
+    from hvauto.ops import hyperv_hosts
+
+    targets = hyperv_hosts(session.inventory, hosts or [])
     if render:
         print_steps(session, switches.list_steps(session, targets), output)
         return

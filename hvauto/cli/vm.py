@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from . import complete
 from .app import OutputOpt, RenderOpt, get_app
 from .common import failures_json, print_steps
 from .output import Output, emit, kv, problem, size, table
@@ -16,7 +17,8 @@ app = typer.Typer(help="Virtual machines on the Hyper-V hosts.", no_args_is_help
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts, groups or role:NAME; every Hyper-V host if none.")]
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts, groups or role:NAME; every Hyper-V host if none.",
+                                                        autocompletion=complete.hosts)]
     = None,
     name: Annotated[list[str] | None, typer.Option("--name", "-n", help="Only VMs with this exact name.")] = None,
     output: OutputOpt = Output.table,
@@ -27,7 +29,9 @@ def list_(
 
     state = get_app(ctx)
     session = state.session
-    targets = session.inventory.resolve(hosts or [], default_role="hyperv")
+    from hvauto.ops import hyperv_hosts
+
+    targets = hyperv_hosts(session.inventory, hosts or [])
     if render:
         print_steps(session, vms.list_steps(session, targets, list(name or [])), output)
         return
@@ -53,8 +57,9 @@ def list_(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
-    source: Annotated[str | None, typer.Option("--from", help="Its host (else every Hyper-V host is asked).")] = None,
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
+    source: Annotated[str | None, typer.Option("--from", help="Its host (else every Hyper-V host is asked).",
+                                                                   autocompletion=complete.hosts)] = None,
     moves: Annotated[bool, typer.Option("--moves/--no-moves", help="Judge where it can move (reads every "
                                         "Hyper-V host, as doctor does).")] = True,
     output: OutputOpt = Output.table,

@@ -28,7 +28,7 @@ from hvauto.errors import ConfigError, PreflightError, Problem, ValidationError,
 from hvauto.inventory import HostConfig, Inventory
 from hvauto.ops import ad
 from hvauto.ops.targets import check_domain_host, split_list
-from hvauto.results import Change
+from hvauto.results import Change, count
 from hvauto.session import Session
 from hvauto.steps import Step, ph
 
@@ -211,11 +211,11 @@ def grant_pairs(session: Session, pairs: dict[str, list[HostConfig]] | dict[str,
         if not change.add and not change.protocol_transition:
             change.message = f"{src} may already delegate to {', '.join(change.to)}: nothing to change"
         elif what_if:
-            change.message = f"what if: {src} would gain {len(change.add)} SPN(s)" + (
+            change.message = f"what if: {src} would gain {count(len(change.add), 'SPN')}" + (
                 " and protocol transition" if change.protocol_transition else "")
         else:
             _write(session, dc, change)
-            change.message = f"{src}: added {len(change.add)} SPN(s)" + (
+            change.message = f"{src}: added {count(len(change.add), 'SPN')}" + (
                 ", protocol transition on" if change.protocol_transition else "")
         out.append(change)
     return out
@@ -318,7 +318,7 @@ def grant(session: Session, *, source: str | None = None, to: Sequence[str] = ()
     if changed and not what_if:
         warnings.append(REPLICATION_NOTE)
     if what_if:
-        message = (f"what if: {sum(len(c.changes) for c in changes)} change(s); nothing changed" if changed
+        message = (f"what if: {count(sum(len(c.changes) for c in changes), 'change')}; nothing changed" if changed
                    else "already so: nothing to change")
     else:
         message = "delegation granted" if changed else "already so: nothing to change"
@@ -346,14 +346,14 @@ def revoke(session: Session, *, source: str, to: Sequence[str], services: Sequen
         if not change.remove:
             change.message = f"{src} may not delegate to {', '.join(change.to)} for {', '.join(chosen)}: nothing to change"
         elif what_if:
-            change.message = f"what if: {src} would lose {len(change.remove)} SPN(s)"
+            change.message = f"what if: {src} would lose {count(len(change.remove), 'SPN')}"
         else:
             _write(session, dc, change)
-            change.message = f"{src}: removed {len(change.remove)} SPN(s)"
+            change.message = f"{src}: removed {count(len(change.remove), 'SPN')}"
         changes.append(change)
     changed = any(c.changed for c in changes)
     warnings = [REPLICATION_NOTE] if changed and not what_if else []
-    message = (f"what if: {sum(len(c.changes) for c in changes)} change(s); nothing changed" if what_if and changed
+    message = (f"what if: {count(sum(len(c.changes) for c in changes), 'change')}; nothing changed" if what_if and changed
                else "delegation revoked" if changed else "already so: nothing to change")
     return DelegationResult(what_if=what_if, sources=changes, warnings=warnings, message=message)
 

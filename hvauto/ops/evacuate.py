@@ -24,7 +24,7 @@ from hvauto.ops import ad as ad_ops
 from hvauto.ops import migrate as mig
 from hvauto.ops import vms as vm_ops
 from hvauto.ops.migrate import steps as mig_steps
-from hvauto.results import Change
+from hvauto.results import Change, count
 from hvauto.session import Session
 from hvauto.steps import Step, ph
 
@@ -90,7 +90,7 @@ class EvacuateResult:
         failed = self.failures()
         if failed:
             exc = HostsFailedError({v.vm: HostOutcome(v.vm, v.error is None, v.error) for v in self.vms})
-            exc.message = (f"{self.host}: {len(failed)} of {len(self.vms)} VM(s) not moved: "
+            exc.message = (f"{self.host}: {len(failed)} of {count(len(self.vms), 'VM')} not moved: "
                            + "; ".join(f"{v.vm} ({v.status}: {v.detail})" for v in self.vms if v.error is not None))
             raise exc
         if self.blocking:

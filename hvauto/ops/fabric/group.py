@@ -39,8 +39,9 @@ def _switch_name_problems(states: dict[str, dict[str, Any]], spec: FabricSpec) -
             if missing:
                 out.append(Problem(
                     check="switch-names", host=host, blocking=False, source="hvauto", message_id=33012,
-                    message=f"VMs on {host} use switch {name!r}, which {', '.join(missing)} lack(s): a live migration "
-                            "there fails with Compare-VM 33012 (\"Could not find Ethernet switch\")",
+                    message=f"VMs on {host} use switch {name!r}, which {' and '.join(missing)} "
+                            f"{'lacks' if len(missing) == 1 else 'lack'}: a live migration there fails with the "
+                            "host's check 33012 (\"Could not find Ethernet switch\")",
                     fix=f"give the VM switch the same name on every host of the group (rename on {', '.join(missing)})"))
     return out
 

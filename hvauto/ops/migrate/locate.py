@@ -20,13 +20,14 @@ def is_windows_path(path: str) -> bool:
     return len(path) >= 3 and path[0].isalpha() and path[1] == ":" and path[2] == "\\"
 
 
-def validate(session: Session, *, vm: str, dest: str | None, source: str | None, storage_path: str | None) -> None:
-    """Every input problem at once, before any remote call."""
+def validate(session: Session, *, vm: str, dest: str | None, source: str | None, storage_path: str | None,
+             source_flag: str = "--from") -> None:
+    """Every input problem at once, before any remote call (``source_flag``: the option that named the source)."""
     problems: list[str] = []
     if not vm.strip():
         problems.append("VM name is empty")
     hyperv = {h.lower() for h in session.inventory.with_role("hyperv")}
-    for label, host in (("destination", dest), ("--from", source)):
+    for label, host in (("destination", dest), (source_flag, source)):
         if host is None:
             continue
         try:

@@ -35,7 +35,7 @@ from hvauto.ops.smb.acl import (
 from hvauto.ops.smb.validate import EVERYONE, account_problems, expand_hosts, local_path_problems, qualify, share_name_problems
 from hvauto.ops.targets import check_domain_host, split_list
 from hvauto.render import Placeholder
-from hvauto.results import Change
+from hvauto.results import Change, count
 from hvauto.session import Session
 from hvauto.steps import Step, ph
 
@@ -127,12 +127,12 @@ def _ensure(session: Session, *, name: str, server: str, path: str, wanted: list
         result.message = f"share {state.name} on {server} is already as asked: nothing to change"
         return result, state
     if what_if:
-        result.message = f"what if: {len(result.changes)} change(s) to share {state.name} on {server}; nothing changed"
+        result.message = f"what if: {count(len(result.changes), 'change')} to share {state.name} on {server}; nothing changed"
         return result, state
     state = _apply(session, server, state.name, real_path, plan, wanted, grantees,
                    continuously_available=continuously_available, encrypt_data=encrypt_data,
                    revoked=[a.sid for a in plan.share_revoke] + [a.sid for a in plan.folder_revoke])
-    result.message = f"share {state.name} on {server}: {len(result.changes)} change(s) made"
+    result.message = f"share {state.name} on {server}: {count(len(result.changes), 'change')} made"
     return result, state
 
 
@@ -348,10 +348,10 @@ def revoke(session: Session, *, name: str, server: str, hosts: Sequence[str], wh
         result.message = f"share {state.name} on {fs.name}: none of these hosts has access; nothing to change"
         return result
     if what_if:
-        result.message = f"what if: {len(result.changes)} change(s) to share {state.name} on {fs.name}; nothing changed"
+        result.message = f"what if: {count(len(result.changes), 'change')} to share {state.name} on {fs.name}; nothing changed"
         return result
     _apply(session, fs.name, state.name, state.path, plan, wanted, [], revoked=sorted(sids))
-    result.message = f"share {state.name} on {fs.name}: {len(result.changes)} change(s) made"
+    result.message = f"share {state.name} on {fs.name}: {count(len(result.changes), 'change')} made"
     return result
 
 
