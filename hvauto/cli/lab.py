@@ -12,6 +12,7 @@ import typer
 from hvauto.errors import UsageError
 from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, get_app
 from .output import Output, emit, table
 
@@ -78,6 +79,31 @@ def init(
         typer.echo(f"next: cd {directory} && hvauto vm list")
     else:
         typer.echo("next: hvauto vm list")
+
+
+@app.command()
+def capture(
+    ctx: typer.Context,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups (default: the whole inventory).",
+                                                      autocompletion=complete.hosts)] = None,
+    to: Annotated[Path, typer.Option("--to", help="The estate file to write (YAML).")] = Path("estate.yaml"),
+    force: Annotated[bool, typer.Option(help="Overwrite the file if it exists.")] = False,
+) -> None:
+    """Read an estate, read-only, into a lab estate file: `hvauto lab init DIR --estate FILE` then builds its twin."""
+    from hvauto.ops import capture as ops
+
+    if to.exists() and not force:
+        raise UsageError(f"{to} exists; pass --force to overwrite it")
+    state = get_app(ctx)
+    doc = ops.capture(state.session, list(hosts or []))
+    text = ops.to_yaml(doc, str(state.inventory.path))
+    from hvauto.lab import estatefile
+
+    estatefile.parse(text, str(to))  # what it wrote must load: a schema problem is ours, and said now
+    to.write_text(text, encoding="utf-8")
+    n_vms = sum(len(h.get("vms") or []) for h in doc["hosts"])
+    typer.echo(f"captured {count(len(doc['hosts']), 'host')} and {count(n_vms, 'VM')} into {to}; "
+               f"rehearse on it: hvauto lab init twin --estate {to}")
 
 
 @app.command()
