@@ -12,6 +12,7 @@ import typer
 from hvauto.errors import UsageError
 from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, get_app
 from .output import Output, emit, table
 
@@ -58,15 +59,19 @@ def init(
     = True,
     port: Annotated[int | None, typer.Option(help="With --serve: the endpoint's port (55986 TLS, 55985 HTTP).",
                                              min=1, max=65535)] = None,
+    estate: Annotated[Path | None, typer.Option(
+        "--estate", help="An estate file (YAML, hvauto/schemas/estate.schema.json) to load instead of the default "
+        "one; `lab reset` restores it.")] = None,
 ) -> None:
     """Write a lab inventory (hvauto.toml) and a fresh simulated estate (lab/estate.db)."""
     from hvauto.lab import setup
 
     opts = setup.ServeOptions(port=port, tls=tls) if serve else None
-    p = setup.init(directory, force=force, serve=opts)
-    typer.echo(f"lab estate created: {p.state}")
+    p = setup.init(directory, force=force, serve=opts, estate=estate)
+    typer.echo(f"lab estate created: {p.state}" + (f" (from {estate})" if estate is not None else ""))
     typer.echo(f"inventory written: {p.inventory}")
-    typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
+    if estate is None:
+        typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
     if opts is not None:
         typer.echo(f"transport: psrp to 127.0.0.1:{opts.effective_port} ({'TLS' if opts.tls else 'HTTP'}, Basic); "
                    "start the endpoint with `hvauto lab serve` in another terminal")
@@ -74,6 +79,31 @@ def init(
         typer.echo(f"next: cd {directory} && hvauto vm list")
     else:
         typer.echo("next: hvauto vm list")
+
+
+@app.command()
+def capture(
+    ctx: typer.Context,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups (default: the whole inventory).",
+                                                      autocompletion=complete.hosts)] = None,
+    to: Annotated[Path, typer.Option("--to", help="The estate file to write (YAML).")] = Path("estate.yaml"),
+    force: Annotated[bool, typer.Option(help="Overwrite the file if it exists.")] = False,
+) -> None:
+    """Read an estate, read-only, into a lab estate file: `hvauto lab init DIR --estate FILE` then builds its twin."""
+    from hvauto.ops import capture as ops
+
+    if to.exists() and not force:
+        raise UsageError(f"{to} exists; pass --force to overwrite it")
+    state = get_app(ctx)
+    doc = ops.capture(state.session, list(hosts or []))
+    text = ops.to_yaml(doc, str(state.inventory.path))
+    from hvauto.lab import estatefile
+
+    estatefile.parse(text, str(to))  # what it wrote must load: a schema problem is ours, and said now
+    to.write_text(text, encoding="utf-8")
+    n_vms = sum(len(h.get("vms") or []) for h in doc["hosts"])
+    typer.echo(f"captured {count(len(doc['hosts']), 'host')} and {count(n_vms, 'VM')} into {to}; "
+               f"rehearse on it: hvauto lab init twin --estate {to}")
 
 
 @app.command()
