@@ -178,7 +178,7 @@ def describe_fault(data: dict[str, object]) -> str:
     n = int(data.get("fail_next") or 0)  # type: ignore[call-overload]
     if n:
         on = f" on {data['fail_on']}" if data.get("fail_on") else ""
-        parts.append(f"the next {n} call{'s' if n != 1 else ''}{on} fail ({data.get('kind') or 'transient'})")
+        parts.append(f"the next {count(n, 'call')}{on} {'fails' if n == 1 else 'fail'} ({data.get('kind') or 'transient'})")
     if float(data.get("stretch") or 0):  # type: ignore[arg-type]
         parts.append(f"every script takes {float(data['stretch']):g} s")  # type: ignore[arg-type]
     if float(data.get("idle_timeout") or 0):  # type: ignore[arg-type]
@@ -262,4 +262,5 @@ def speed(
         if factor is not None:
             est.set_meta("time_scale", repr(float(factor)))
         value = est.meta("time_scale", "1.0")
-    typer.echo(f"lab time scale: {value} (a move that takes 60 s in real time takes {60 / float(value or 1):.1f} s)")
+    typer.echo(f"lab time scale: {value} (lab time runs {float(value or 1):g} times as fast as real time: a move of "
+               f"60 s on real hosts takes {60 / float(value or 1):.1f} s here)")
