@@ -147,7 +147,11 @@ def fault(
     fail_next: Annotated[int | None, typer.Option(help="Fail the next N calls.", min=0)] = None,
     kind: Annotated[FaultKind, typer.Option(help="How the next calls fail.")] = FaultKind.transient,
     on: Annotated[WireAction | None, typer.Option(
-        help="Over the wire: fail only this WS-Management action (default: any request).")] = None,
+        help="Fail only this WS-Management action (default: any request). In process, Create/Command/Send "
+        "fail before the script runs, Receive after it ran (its answer lost), Signal after its answer.")] = None,
+    template: Annotated[str | None, typer.Option(
+        help="In process only: fail only runs of this template (migrate_start ...); the wire ignores such a "
+        "fault.")] = None,
     stretch: Annotated[float | None, typer.Option(
         help="Over the wire: every script takes this many seconds, its progress spread over them.", min=0)] = None,
     idle_timeout: Annotated[float | None, typer.Option(
@@ -171,6 +175,7 @@ def fault(
         return
     data = store.set_fault(name, down=down, delay=delay, fail_next=fail_next,
                            kind=kind.value if fail_next else None, fail_on=on.value if on else None,
+                           fail_template=template,
                            stretch=stretch, idle_timeout=idle_timeout)
     typer.echo(f"{name}: {data}")
 

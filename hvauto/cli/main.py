@@ -23,6 +23,7 @@ EPILOG = (
     "Exit codes: 0 ok, 1 unexpected error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
     "5 authentication, 6 unreachable, 7 timeout, 8 remote script error or failed verify, 9 some hosts failed, "
     "10 preflight found blocking problems, 11 runbook aborted, 12 locked (another run of the runbook), "
+    "13 outcome unknown (a change was sent, its answer lost; the error names the commands that find out), "
     "130 interrupted."
 )
 

@@ -7,7 +7,17 @@ import ntpath
 import time
 from dataclasses import dataclass, field
 
-from hvauto.errors import ErrorRecord, HvautoError, RemoteScriptError, ValidationError, VerifyError
+from hvauto import hyperv
+from hvauto.errors import (
+    ErrorRecord,
+    OutcomeUnknown,
+    PreflightError,
+    Problem,
+    RemoteScriptError,
+    TransportError,
+    ValidationError,
+    VerifyError,
+)
 from hvauto.ops import migrate as mig
 from hvauto.results import Change
 from hvauto.session import Session
@@ -25,6 +35,42 @@ class StorageMoveResult:
     plan: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     bytes_moved: int = 0
+    #: A move already running (or whose start had no answer) was watched instead of started.
+    resumed: bool = False
+
+
+def _start(session: Session, loc: mig.Located, path: str, *, poll_interval: float) -> str:
+    """Start the move; the job's instance id ('' when the answer was lost and the job was found by looking)."""
+    try:
+        start = session.run(loc.host, "storage_move_start", {"VmId": loc.vm.id, "DestinationStoragePath": path}).data
+        return str((start.get("job") or {}).get("instance_id") or "")
+    except TransportError as exc:
+        if not exc.sent:
+            raise
+        lost: TransportError = exc
+    # The answer was lost after the request went out: look for what started, never send it twice.
+    for attempt in range(3):
+        try:
+            status = mig.patiently(lambda: session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data)
+        except TransportError as again:
+            raise OutcomeUnknown(f"{loc.host}: the answer to the storage move of {loc.vm.name} was lost, and the "
+                                 f"host cannot be asked what happened ({again.message})",
+                                 commands=find_out(loc.vm.name)) from lost
+        job = mig.pick_job(list(status.get("jobs") or []))
+        there = status.get("vm") or {}
+        if job is not None or (there and all(mig._under(d, path) for d in there.get("disks") or [])):
+            return str(job["instance_id"]) if job else ""
+        if attempt < 2:
+            time.sleep(poll_interval)
+    raise OutcomeUnknown(f"{loc.host}: the answer to the storage move of {loc.vm.name} was lost; no move of its "
+                         "files is visible, but a start held up on the way may still begin; nothing was sent again",
+                         commands=find_out(loc.vm.name),
+                         hint=f"`hvauto migrate --watch {loc.vm.name}` follows a move that started late; when it "
+                         "shows none, run the storage move again") from lost
+
+
+def find_out(vm: str) -> list[str]:
+    return [f"hvauto migrate --watch {vm}", f"hvauto migrate --cancel {vm}", "hvauto vm list"]
 
 
 def move(session: Session, *, vm: str, path: str, host: str | None = None, what_if: bool = False,
@@ -50,14 +96,23 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
         res.changed = True
         return res
     started = time.monotonic()
-    instance_id = ""
-    try:
-        start = session.run(loc.host, "storage_move_start", {"VmId": loc.vm.id, "DestinationStoragePath": path}).data
-        instance_id = str((start.get("job") or {}).get("instance_id") or "")
-    except HvautoError as exc:
-        if not getattr(exc, "sent", False):
-            raise
-        # The answer was lost after the request went out: watch whatever started, never send it twice.
+    # Inspect before acting: a move of this VM already running (a run killed mid-step and resumed, another
+    # operator) is watched, never started a second time (Hyper-V would refuse it as ResourceBusy).
+    status = session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data
+    running = [j for j in mig.moves(list(status.get("jobs") or [])) if int(j["job_state"]) in mig.ACTIVE_STATES]
+    if running:
+        job = running[0]
+        if int(job.get("migration_type") or 0) != hyperv.MigrationType.STORAGE:
+            raise PreflightError([Problem("source.active_job", f"{loc.vm.name} is already being moved to "
+                                          f"{job.get('destination_host')} on {loc.host}", host=loc.host,
+                                          fix=f"`hvauto migrate --watch {loc.vm.name}` to follow it, `hvauto migrate "
+                                          f"--cancel {loc.vm.name}` to cancel it")],
+                                 what=f"storage move of {loc.vm.name}")
+        instance_id = str(job["instance_id"])
+        res.resumed = True
+    else:
+        instance_id = _start(session, loc, path, poll_interval=poll_interval)
+        res.resumed = not instance_id
     final = mig.watch(session, source=loc.host, vm=loc.vm.name, vm_id=loc.vm.id, dest=loc.host,
                       instance_id=instance_id, bytes_total=bytes_total, on_progress=on_progress,
                       poll_interval=poll_interval)

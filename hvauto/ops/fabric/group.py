@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hvauto.errors import PreflightError, Problem, VerifyError
+from hvauto.errors import OutcomeUnknown, PreflightError, Problem, TransportError, VerifyError
 from hvauto.ops import hosts_to_change
 from hvauto.ops.fabric.hostplan import HostPlan, compute_plan
 from hvauto.ops.fabric.spec import FabricSpec, load_spec
@@ -79,6 +79,10 @@ def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bo
     return report
 
 
+def find_out(host: str, spec: object) -> list[str]:
+    return [f"hvauto fabric plan {host} --spec {spec}"]
+
+
 def apply(session: Session, *, host: str | list[str], spec: str | Path, force: bool = False,
           what_if: bool = False, raise_failures: bool = True) -> FabricReport:
     """Plan, refuse on any blocking problem (nothing changed anywhere), apply per host, verify.
@@ -101,7 +105,24 @@ def apply(session: Session, *, host: str | list[str], spec: str | Path, force: b
         hp = report.hosts[h]
         if not hp.changed:
             return hp
-        result = session.run(h, "fabric_apply", hp.params)
+        try:
+            result = session.run(h, "fabric_apply", hp.params)
+        except TransportError as exc:
+            if not exc.sent:
+                raise
+            # The answer was lost after the script went out: read the host back, never send the plan again.
+            try:
+                after = compute_plan(fabric, h, hp.version, session.run(h, "fabric_get").data, force=force)
+            except TransportError as again:
+                raise OutcomeUnknown(f"{h}: the answer to fabric_apply was lost ({exc.message}) and the host cannot "
+                                     f"be read back ({again.message})", commands=find_out(h, spec)) from exc
+            if after.changed:
+                raise OutcomeUnknown(f"{h}: the answer to fabric_apply was lost ({exc.message}); the host does not "
+                                     "match the spec (yet); nothing was sent again", commands=find_out(h, spec),
+                                     hint="`fabric plan` shows what is left; `fabric apply` again plans from what "
+                                     "it reads") from exc
+            hp.steps = ["the answer was lost; the host read back matches the spec"]
+            return hp
         hp.steps = list((result.data or {}).get("steps") or [])
         after = compute_plan(fabric, h, hp.version, session.run(h, "fabric_get").data, force=force)
         if after.changed:
