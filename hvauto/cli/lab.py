@@ -61,8 +61,13 @@ def init(
     """Write a lab inventory (hvauto.toml) and a fresh simulated estate (lab/estate.db)."""
     from hvauto.lab import setup
 
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory}: not a directory (lab init writes hvauto.toml and lab/ into one)")
     opts = setup.ServeOptions(port=port, tls=tls) if serve else None
-    p = setup.init(directory, force=force, serve=opts)
+    try:
+        p = setup.init(directory, force=force, serve=opts)
+    except OSError as exc:
+        raise UsageError(f"{directory}: cannot write the lab there: {exc.strerror or exc}") from None
     typer.echo(f"lab estate created: {p.state}")
     typer.echo(f"inventory written: {p.inventory}")
     typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from hvauto import __version__
-from hvauto.errors import ExitCode, HvautoError, PreflightError, exit_code
+from hvauto import __version__, text
+from hvauto.errors import ExitCode, HvautoError, PreflightError, ValidationError, exit_code
 
 from . import delegation, fabric, host, lab, runbook, schedule, smb, switch, vm
 from .app import App
@@ -134,6 +134,14 @@ def run(argv: list[str] | None = None) -> int:
     state = App()
     command = typer.main.get_command(app)
     try:
+        args = sys.argv[1:] if argv is None else argv
+        bad = text.argv_problems(args)
+        if bad:
+            # Refused before parsing (a value's bytes decide nothing else); -o json still gets its error line.
+            pairs = {f"{a} {b}" for a, b in zip(args, args[1:], strict=False)} | set(args)
+            if pairs & {"-o json", "--output json", "--output=json", "-ojson"}:
+                state.output = Output.json
+            raise ValidationError(bad, what="argument (hvauto sends text as UTF-8)")
         command.main(args=argv, prog_name="hvauto", standalone_mode=True, obj=state)
         return ExitCode.OK
     except SystemExit as exc:

@@ -21,8 +21,8 @@ storage_app = typer.Typer(help="VM storage.", no_args_is_help=True)
 
 PollOpt = Annotated[
     float,
-    typer.Option("--poll-interval", envvar="HVAUTO_POLL_INTERVAL", min=0.0,
-                 help="Seconds between progress polls of the migration job."),
+    typer.Option("--poll-interval", envvar="HVAUTO_POLL_INTERVAL", min=0.0, max=3600.0,
+                 help="Seconds between progress polls of the migration job (at most 3600)."),
 ]
 
 

@@ -81,7 +81,7 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
         problems.append(f"{path!r} is not an absolute Windows path (D:\\VMs\\vm01 or \\\\server\\share\\vm01)")
     if problems:
         raise ValidationError(problems)
-    mig.validate(session, vm=vm, dest=None, source=host, storage_path=path)
+    mig.validate(session, vm=vm, dest=None, source=host, storage_path=path, poll_interval=poll_interval)
     loc = mig.locate_one(session, vm, hosts=[session.host(host).name] if host else None)
     disks = [d.path for d in loc.vm.disks]
     bytes_total = loc.vm.disk_bytes

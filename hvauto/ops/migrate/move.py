@@ -115,7 +115,7 @@ def migrate(
 ) -> MigrationResult:
     """``hvauto migrate --shared-nothing|--live VM DEST``: locate, preflight, start, watch, verify."""
     mode = LIVE if live else SHARED_NOTHING
-    validate(session, vm=vm, dest=dest, source=source, storage_path=storage_path)
+    validate(session, vm=vm, dest=dest, source=source, storage_path=storage_path, poll_interval=poll_interval)
     dest = session.host(dest).name
     hosts = [session.host(source).name, dest] if source else None
     loc = locate_one(session, vm, hosts=hosts)

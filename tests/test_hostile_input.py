@@ -1,0 +1,49 @@
+"""Hostile input is refused where it enters: a clear error, exit 2 (or 3 for configuration), no traceback.
+
+Text that is not UTF-8 (a byte 0xff in an argument becomes a lone surrogate), YAML alias bombs and
+recursion, files too large, FIFOs and devices: for every YAML and TOML input hvauto reads.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hvauto.errors import ExitCode, ValidationError
+from hvauto.render import default_renderer
+
+from .conftest import Lab, hv
+
+BAD = "D:\\S\udcff"  # what Python makes of the bytes b"D:\\S\xff" in an argument
+
+
+@pytest.mark.parametrize("argv", [
+    ["smb", "share", "create", "VMs", "--server", "fs01", "--path", BAD, "--hosts", "hostA"],
+    ["smb", "share", "create", "VMs", "--server", "fs01", "--path", BAD, "--hosts", "hostA", "--render"],
+    ["switch", "create", "hostA", "L\udcffab", "-t", "private"],
+    ["vm", "list", "hostA", "-n", "vm\udcff"],
+    ["runbook", "run", "rb.yml", "--var", "x=\udcff"],
+])
+def test_an_argument_that_is_not_utf8_is_refused_before_anything(lab: Lab, argv: list[str]) -> None:
+    before = lab.store.call_counts()
+    res = hv(*argv, "-o", "json")
+    assert res.code == ExitCode.USAGE, res.err
+    assert "not valid UTF-8" in res.err and "byte 0xff" in res.err and "Traceback" not in res.err
+    assert res.json()["event"] == "error" and res.json()["code"] == ExitCode.USAGE
+    assert lab.store.call_counts() == before  # no host was asked anything
+
+
+def test_a_value_with_a_lone_surrogate_from_anywhere_is_refused_at_render() -> None:
+    with pytest.raises(ValidationError) as info:
+        default_renderer().render("switch_create", "2022", {"Name": "x\ud800", "SwitchType": "Private"})
+    assert "lone surrogate" in str(info.value) and info.value.exit_code == ExitCode.USAGE
+    with pytest.raises(ValidationError):
+        default_renderer().render("vm_list", "2022", {"Name": ["ok", "b\udcffad"]})
+
+
+def test_a_runbook_variable_from_a_file_with_a_lone_surrogate_is_refused(lab: Lab) -> None:
+    (lab.dir / "rb.yml").write_text('name: x\nvars:\n  sw: "L\\ud800b"\nsteps:\n'
+                                    '  - switch.create: {name: "{{ sw }}", type: private}\n    hosts: hostA\n')
+    res = hv("runbook", "run", "rb.yml")
+    assert res.code == ExitCode.USAGE, res.err
+    assert "rb.yml:3:" in res.err and "lone surrogate" in res.err and "Traceback" not in res.err
+    assert lab.calls(template="switch_create") == 0
