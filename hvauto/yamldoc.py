@@ -66,9 +66,52 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, source: str, what: str) -> Val
     return ValidationError([f"{source}:1: not valid YAML: {exc}"], what=what)
 
 
+def _flow_depth(text: str) -> tuple[int, int]:
+    """The deepest nesting of flow collections (``[`` and ``{`` outside quotes and comments), and its line.
+
+    Checked before parsing: PyYAML's scanner slows down with every open flow level, so a file of
+    nested brackets would take long to be refused by the recursion it ends in.
+    """
+    depth = deepest = 0
+    line = at = 1
+    quote = ""
+    prev = "\n"
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+        if quote:
+            if ch == quote:
+                if quote == "'" and i + 1 < n and text[i + 1] == "'":
+                    i += 1  # '' is a quote inside a single-quoted scalar
+                else:
+                    quote = ""
+            elif ch == "\\" and quote == '"':
+                i += 1
+        elif ch == "#" and prev in " \t\n":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif ch in "\"'" and prev in " \t\n[{,:-?":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, at = depth, line
+        elif ch in "]}" and depth:
+            depth -= 1
+        prev = ch
+        i += 1
+    return deepest, at
+
+
 def load(text: str, source: str, *, what: str) -> tuple[Any, dict[Key, int]]:
     """The document and the line of every key and item, by its path; a YAML problem is one ValidationError."""
     lines: dict[Key, int] = {}
+    deepest, at = _flow_depth(text)
+    if deepest > MAX_DEPTH:
+        raise Refused([f"{source}:{at}: nested more than {MAX_DEPTH} levels deep"], what=what)
     try:
         loader = _Marked(text)
     except yaml.YAMLError as exc:

@@ -102,6 +102,13 @@ _ENV.filters["format"] = _bounded_format
 _ENV.globals.pop("lipsum", None)
 
 
+def _defined(value: Any) -> Any:
+    """An expression's value; an undefined one (a missing name, an unsafe attribute) fails here, not later."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
 def is_templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
@@ -121,7 +128,7 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
         try:
             expr = _single_expression(value)
             if expr is not None:
-                return _ENV.compile_expression(expr, undefined_to_none=False)(**context)
+                return _defined(_ENV.compile_expression(expr, undefined_to_none=False)(**context))
             return _ENV.from_string(value).render(**context)
         except jinja2.TemplateError as exc:
             raise RenderError(f"cannot render {value!r}: {exc}") from None
@@ -139,7 +146,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> bool:
     """A ``when`` condition: a bare Jinja2 expression (``{{ }}`` around it is allowed too)."""
     expr = _single_expression(expression) or expression
     try:
-        return bool(_ENV.compile_expression(expr, undefined_to_none=False)(**context))
+        return bool(_defined(_ENV.compile_expression(expr, undefined_to_none=False)(**context)))
     except jinja2.TemplateError as exc:
         raise RenderError(f"cannot evaluate when: {expression!r}: {exc}") from None
     except (ArithmeticError, LookupError, TypeError, ValueError, MemoryError, RecursionError) as exc:
