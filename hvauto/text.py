@@ -14,6 +14,7 @@ inventories, the user's config.toml): a regular file of at most :data:`MAX_BYTES
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -116,3 +117,43 @@ def read_file(path: str | os.PathLike[str], *, what: str, limit: int = MAX_BYTES
         line = data[: exc.start].count(b"\n") + 1
         raise ValidationError([f"{where}:{line}: cannot read: not UTF-8 text (byte 0x{data[exc.start]:02x})"],
                               what=what) from None
+
+
+#: What a terminal would act on rather than show: C0 and C1 controls (but newline and tab), DEL, the
+#: line and paragraph separators, and the bidirectional overrides that reorder what is shown.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+_CELL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str, *, lines: bool = False) -> str:
+    """``text`` as a terminal may print it: each control character as ``\\xHH`` (or ``\\uHHHH``).
+
+    ``lines``: a newline and a tab too (a table cell or a value on one line, which must stay one line).
+    """
+    return (_CELL_CONTROLS if lines else _CONTROLS).sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                         else f"\\u{ord(m.group()):04x}", text)
+
+
+class SafeStream:
+    """A text stream that shows control characters instead of passing them to the terminal.
+
+    Everything hvauto prints for people goes through one (a VM named ``"vm02\\x1b[2J..."`` must not
+    clear the screen or add a fake row); JSON lines are unchanged by it (``json.dumps`` already writes
+    controls as ``\\u001b``). hvauto's own carriage return (a progress bar redrawn in place) is written
+    with :meth:`write_raw`.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(escape_controls(text))
+        return len(text)
+
+    def write_raw(self, text: str) -> int:
+        return int(self._stream.write(text) or 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

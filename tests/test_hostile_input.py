@@ -47,3 +47,42 @@ def test_a_runbook_variable_from_a_file_with_a_lone_surrogate_is_refused(lab: La
     assert res.code == ExitCode.USAGE, res.err
     assert "rb.yml:3:" in res.err and "lone surrogate" in res.err and "Traceback" not in res.err
     assert lab.calls(template="switch_create") == 0
+
+
+# -- what a host or a user can put on the screen ------------------------------------------------------
+
+HOSTILE_NAME = "vm02\x1b[2J\x1b]0;PWNED\x07\r\nhostA fake01 Running"
+
+
+def test_a_hostile_vm_name_is_shown_escaped_and_kept_exact_in_json(lab: Lab) -> None:
+    with lab.store.transaction() as est:
+        vm = next(v for v in est.all("vm") if v["name"] == "vm02")
+        vm["name"] = HOSTILE_NAME
+        est.put("vm", vm["key"], vm, host=vm["host"])
+    shown = hv("vm", "list", "hostA")
+    assert shown.code == 0, shown.err
+    for ch in "\x1b\x07\r":
+        assert ch not in shown.out
+    assert "\\x1b[2J" in shown.out and "\\x07" in shown.out
+    assert not any(line.startswith("hostA fake01") for line in shown.out.splitlines())  # no fake row
+    rows = [line for line in shown.out.splitlines()[1:] if line.strip()]
+    assert len(rows) == len(hv("vm", "list", "-o", "json", "hostA").json()["vms"])
+    assert HOSTILE_NAME in {v["name"] for v in hv("vm", "list", "-o", "json", "hostA").json()["vms"]}
+
+
+def test_control_characters_in_an_error_are_escaped(lab: Lab) -> None:
+    res = hv("migrate", "--shared-nothing", "nosuch\x1b]0;PWNED\x07", "hostB")
+    assert res.code == ExitCode.NOT_FOUND
+    assert "\x1b" not in res.err and "\x07" not in res.err and "\\x1b]0;PWNED\\x07" in res.err
+
+
+def test_hvauto_s_own_progress_redraw_still_works() -> None:
+    import io
+
+    from hvauto.text import SafeStream
+
+    raw = io.StringIO()
+    stream = SafeStream(raw)
+    stream.write_raw("\r")
+    stream.write("vm\x1b 50%\n")
+    assert raw.getvalue() == "\rvm\\x1b 50%\n"

@@ -133,6 +133,9 @@ def run(argv: list[str] | None = None) -> int:
     """
     state = App()
     command = typer.main.get_command(app)
+    # What a host or a user put in a string is shown, never acted on by the terminal (JSON keeps it exact).
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = text.SafeStream(sys.stdout), text.SafeStream(sys.stderr)
     try:
         args = sys.argv[1:] if argv is None else argv
         bad = text.argv_problems(args)
@@ -171,6 +174,7 @@ def run(argv: list[str] | None = None) -> int:
         return exit_code(exc)
     finally:
         state.close()
+        sys.stdout, sys.stderr = streams
 
 
 def main() -> None:

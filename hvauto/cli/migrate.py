@@ -48,7 +48,8 @@ class Bar:
         line = (f"{p.vm} {p.source} -> {p.dest} [{'#' * filled}{'.' * (self.width - filled)}] {p.percent:3d}% "
                 f"{size(done)} of {size(p.bytes_total)}  {p.state}")
         if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if p.state != "Running" else ""))
+            getattr(sys.stderr, "write_raw", sys.stderr.write)("\r")  # redrawn in place: hvauto's own control
+            sys.stderr.write(line + ("\n" if p.state != "Running" else ""))
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from hvauto.results import to_jsonable
+from hvauto.text import escape_controls
 
 
 class Output(str, enum.Enum):
@@ -36,7 +37,8 @@ def print_json_line(value: Any, stream: TextIO | None = None) -> None:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], stream: TextIO | None = None) -> None:
-    text_rows = [["" if c is None else str(c) for c in row] for row in rows]
+    # A cell is one line, whatever a host put in it (a newline would add a fake row).
+    text_rows = [["" if c is None else escape_controls(str(c), lines=True) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
         for i, cell in enumerate(row):
@@ -48,7 +50,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], stream: TextIO 
 
 
 def kv(pairs: Iterable[tuple[str, Any]], stream: TextIO | None = None) -> None:
-    items = [(k, "" if v is None else str(v)) for k, v in pairs]
+    items = [(k, "" if v is None else escape_controls(str(v), lines=True)) for k, v in pairs]
     width = max((len(k) for k, _ in items), default=0)
     out = stream or sys.stdout
     for k, v in items:
