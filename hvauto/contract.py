@@ -110,8 +110,81 @@ def _where(path: Any) -> str:
     return out
 
 
+#: The JSON types of the schemas :func:`schema` writes, as Draft 2020-12 checks them
+#: (an integer-valued float is an integer; a bool is neither integer nor number).
+_TYPES: dict[str, Any] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+_KEYWORDS = frozenset({"$schema", "$defs", "$ref", "type", "properties", "required", "additionalProperties",
+                       "items", "enum", "anyOf"})
+
+
+class _Unknown(Exception):
+    """A schema beyond what :func:`schema` writes: jsonschema decides."""
+
+
+def _conforms(node: Mapping[str, Any], data: Any, defs: Mapping[str, Any]) -> bool:
+    """Whether ``data`` is valid, for exactly the vocabulary :func:`schema` writes.
+
+    Answers are almost always valid, so this check runs first and jsonschema (about 70 ms to
+    import) is asked only for the messages of an answer that is not, or for a keyword not here.
+    """
+    if not _KEYWORDS.issuperset(node):
+        raise _Unknown
+    if "$ref" in node:
+        ref = node["$ref"]
+        if not (isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs):
+            raise _Unknown
+        if not _conforms(defs[ref[8:]], data, defs):
+            return False
+    kind = node.get("type")
+    if kind is not None and not (isinstance(kind, str) and kind in _TYPES):
+        raise _Unknown
+    if kind is not None and not _TYPES[kind](data):
+        return False
+    if "enum" in node and not (isinstance(data, str) and data in node["enum"]):
+        if not all(isinstance(e, str) for e in node["enum"]):
+            raise _Unknown
+        return False
+    if "anyOf" in node and not any(_conforms(option, data, defs) for option in node["anyOf"]):
+        return False
+    if isinstance(data, list) and "items" in node:
+        if not all(_conforms(node["items"], item, defs) for item in data):
+            return False
+    if isinstance(data, dict):
+        props = node.get("properties", {})
+        if any(key not in data for key in node.get("required", ())):
+            return False
+        extra = node.get("additionalProperties", True)
+        for key, value in data.items():
+            if key in props:
+                if not _conforms(props[key], value, defs):
+                    return False
+            elif extra is False:
+                return False
+            elif isinstance(extra, Mapping) and not _conforms(extra, value, defs):
+                return False
+    return True
+
+
+def conforms(output_schema: Mapping[str, Any], data: Any) -> bool | None:
+    """True or False when the quick check can tell, None when only jsonschema can."""
+    try:
+        return _conforms(output_schema, data, output_schema.get("$defs", {}))
+    except _Unknown:
+        return None
+
+
 def problems(template: str, output_schema: Mapping[str, Any], data: Any) -> list[str]:
     """Every way ``data`` breaks the template's output contract, each naming the field."""
+    if conforms(output_schema, data):
+        return []
     validator = _validator(template, json.dumps(output_schema, sort_keys=True))
     found = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
@@ -126,4 +199,4 @@ def validate(template: str, output_schema: Mapping[str, Any], data: Any, *, host
         raise ContractError(template, found, host=host)
 
 
-__all__ = ["ContractSyntaxError", "problems", "schema", "validate"]
+__all__ = ["ContractSyntaxError", "conforms", "problems", "schema", "validate"]

@@ -50,6 +50,10 @@ from enum import IntEnum
 from typing import Any, Protocol
 
 
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
 class ExitCode(IntEnum):
     """Process exit codes, documented in the README and ``hvauto --help``."""
 
@@ -67,6 +71,7 @@ class ExitCode(IntEnum):
     ABORTED = 11
     LOCKED = 12
     UNKNOWN = 13
+    NOT_READY = 14
     INTERRUPTED = 130
 
 
@@ -304,7 +309,7 @@ class PreflightError(HvautoError):
     def __init__(self, problems: Sequence[Problem], *, what: str = "preflight") -> None:
         self.problems = list(problems)
         blocking = [p for p in self.problems if p.blocking]
-        super().__init__(f"{what} failed: {len(blocking)} blocking problem(s); nothing was changed")
+        super().__init__(f"{what} failed: {len(blocking)} blocking problem{_s(len(blocking))}; nothing was changed")
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "problems": [p.to_dict() for p in self.problems]}
@@ -324,7 +329,7 @@ class HostsFailedError(HvautoError):
     def __init__(self, outcomes: Mapping[str, HostOutcome]) -> None:
         self.outcomes = dict(outcomes)
         failed = [h for h, o in self.outcomes.items() if not o.ok]
-        super().__init__(f"{len(failed)} of {len(self.outcomes)} host(s) failed: {', '.join(failed)}")
+        super().__init__(f"{len(failed)} of {len(self.outcomes)} host{_s(len(self.outcomes))} failed: {', '.join(failed)}")
 
     @property
     def exit_code(self) -> ExitCode:  # type: ignore[override]

@@ -26,22 +26,30 @@ over ``NAME.ps1.j2`` for that version.
 
 The first line of a rendered body is a machine line, ``#hvauto template=NAME version=V
 sha256=HEX`` (the hash of the rest of the body), by which the wire lab recognises a script.
+
+A body is the same for every set of values, so each template's parsed header and each body
+is kept in a cache file (``$HVAUTO_CACHE_DIR``, else ``$XDG_CACHE_HOME/hvauto`` or
+``~/.cache/hvauto``), named by a fingerprint of every template file and of the modules that
+shape a body (name, size, modification time) and hvauto's version: a command whose templates
+are all cached imports neither Jinja2 nor PyYAML. Any change to a template makes a new file.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import os
 import re
+import sys
+import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import yaml
-
-from . import contract, hyperv, text, versions
+from . import __version__, contract, hyperv, text, versions
 from .errors import TemplateError, UsageError, ValidationError
 from .script import Script
 
@@ -156,6 +164,8 @@ def _param_spec(template: str, pname: str, spec: Any) -> ParamSpec:
 
 
 def _parse_meta(name: str, source: str, path: Path | None, types: Mapping[str, Any] | None = None) -> TemplateMeta:
+    import yaml
+
     match = _META_RE.match(source)
     if not match:
         raise TemplateError(f"template {name!r} has no '{{#- hvauto' metadata header")
@@ -202,6 +212,11 @@ class Placeholder(str):
     def __new__(cls, name: str) -> Placeholder:
         return super().__new__(cls, f"<{name}>")
 
+    @classmethod
+    def text(cls, text: str) -> Placeholder:
+        """A value made of a placeholder and known parts (``<VM folder of hostB>\\vm01``), shown as is."""
+        return super().__new__(cls, text)
+
 
 def _coerce(template: str, spec: ParamSpec, value: Any) -> Any:
     def fail(why: str) -> TemplateError:
@@ -246,20 +261,117 @@ def _coerce(template: str, spec: ParamSpec, value: Any) -> Any:
     return one(spec.type, value)
 
 
+def cache_dir() -> Path:
+    """Where rendered templates are kept: ``$HVAUTO_CACHE_DIR``, else the platform's cache directory."""
+    base = os.environ.get("HVAUTO_CACHE_DIR")
+    if base:
+        return Path(base)
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("LOCALAPPDATA") or os.path.expanduser("~")) / "hvauto" / "cache"
+    if sys.platform == "darwin":
+        return Path(os.path.expanduser("~/Library/Caches")) / "hvauto"
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "hvauto"
+
+
+def _meta_to_json(meta: TemplateMeta) -> dict[str, Any]:
+    return {
+        "name": meta.name, "summary": meta.summary, "targets": list(meta.targets),
+        "params": [{"name": p.name, "type": p.type, "required": p.required, "doc": p.doc, "default": p.default,
+                    "fields": dict(p.fields)} for p in meta.params.values()],
+        "output": meta.output, "safe_to_resend": meta.safe_to_resend, "read_only": meta.read_only,
+        "depth": meta.depth, "path": str(meta.path) if meta.path is not None else None,
+    }
+
+
+def _meta_from_json(d: Mapping[str, Any]) -> TemplateMeta:
+    params = {p["name"]: ParamSpec(p["name"], p["type"], p["required"], p["doc"], p["default"], p["fields"])
+              for p in d["params"]}
+    return TemplateMeta(name=d["name"], summary=d["summary"], targets=tuple(d["targets"]), params=params,
+                        output=d["output"], safe_to_resend=d["safe_to_resend"], read_only=d["read_only"],
+                        depth=d["depth"], path=Path(d["path"]) if d["path"] is not None else None)
+
+
+class _DiskCache:
+    """Parsed headers and rendered bodies of one set of template files, in one JSON file.
+
+    Nothing here is a secret (values never reach a body). A file that cannot be read or
+    written is ignored: the cache only ever saves work.
+    """
+
+    def __init__(self, dirs: Sequence[Path]) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[str, dict[str, Any]] = {"meta": {}, "body": {}}
+        self._path: Path | None = None
+        try:
+            self._path = cache_dir() / f"render-{self._fingerprint(dirs)}.json"
+            loaded = json.loads(self._path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict) and isinstance(loaded.get("meta"), dict) and isinstance(loaded.get("body"), dict):
+                self._data = loaded
+        except (OSError, ValueError):
+            pass
+
+    @staticmethod
+    def _fingerprint(dirs: Sequence[Path]) -> str:
+        h = hashlib.sha256(f"{__version__} {sys.version_info[:2]}".encode())
+        here = Path(__file__).resolve().parent
+        sources = [here / m for m in ("render.py", "contract.py", "hyperv.py", "versions.py", "script.py")]
+        for d in dirs:
+            h.update(f"\0{d.resolve()}".encode())
+            sources += sorted(p for p in d.iterdir() if p.is_file())
+        for p in sources:
+            st = p.stat()
+            h.update(f"\0{p.name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        return h.hexdigest()[:32]
+
+    def get(self, kind: str, key: str) -> Any:
+        with self._lock:
+            return self._data[kind].get(key)
+
+    def put(self, kind: str, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[kind][key] = value
+            if self._path is None:
+                return
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".render-", suffix=".tmp")
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(self._data, fh)
+                os.replace(tmp, self._path)
+            except OSError:
+                pass
+
+
 class Renderer:
     """A Jinja2 environment over the template directories (StrictUndefined: a typo is an error)."""
 
-    def __init__(self, extra_dirs: Sequence[Path] = ()) -> None:
+    def __init__(self, extra_dirs: Sequence[Path] = (), *, cache: bool = True) -> None:
         self.dirs = [*extra_dirs, *template_dirs()]
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.env.tests["at_least"] = lambda version, minimum: versions.at_least(version, str(minimum))
+        self._env: Any = None
+        self._cache: _DiskCache | None = None
+        if cache:
+            try:
+                self._cache = _DiskCache(self.dirs)
+            except OSError:
+                self._cache = None
+
+    @property
+    def env(self) -> Any:
+        """The Jinja2 environment, made (and Jinja2 imported) when a body is not in the cache."""
+        if self._env is None:
+            import jinja2
+
+            env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
+                undefined=jinja2.StrictUndefined,
+                autoescape=False,
+                keep_trailing_newline=True,
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.tests["at_least"] = lambda version, minimum: versions.at_least(version, str(minimum))
+            self._env = env
+        return self._env
 
     def names(self) -> list[str]:
         found: set[str] = set()
@@ -275,15 +387,23 @@ class Renderer:
     def meta(self, name: str) -> TemplateMeta:
         if not re.fullmatch(r"[A-Za-z0-9_]+", name):
             raise TemplateError(f"bad template name {name!r}")
+        cached = self._cache.get("meta", name) if self._cache is not None else None
+        if cached is not None:
+            return _meta_from_json(cached)
         for d in self.dirs:
             path = d / f"{name}.ps1.j2"
             if path.is_file():
-                return _parse_meta(name, path.read_text(encoding="utf-8"), path, self.types())
+                meta = _parse_meta(name, path.read_text(encoding="utf-8"), path, self.types())
+                if self._cache is not None:
+                    self._cache.put("meta", name, _meta_to_json(meta))
+                return meta
         raise TemplateError(f"no template named {name!r}")
 
     @functools.cache  # noqa: B019 - one renderer per process
     def types(self) -> dict[str, Any]:
         """The shared output shapes (``_types.yaml``) that contracts name; a user's own dirs may add some."""
+        import yaml
+
         found: dict[str, Any] = {}
         for d in reversed(self.dirs):
             path = d / "_types.yaml"
@@ -324,6 +444,11 @@ class Renderer:
     @functools.cache  # noqa: B019 - one renderer per process; templates do not change
     def body(self, name: str, version: str) -> str:
         """The rendered text of ``name`` for ``version``: the same for every set of values."""
+        cached = self._cache.get("body", f"{name} {version}") if self._cache is not None else None
+        if isinstance(cached, str):
+            return cached
+        import jinja2
+
         meta = self.meta(name)
         try:
             rest = self.env.get_template(self._file_for(name, version)).render(
@@ -336,7 +461,10 @@ class Renderer:
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{name} ({version}): {exc}") from None
         digest = hashlib.sha256(rest.encode("utf-8")).hexdigest()
-        return f"#hvauto template={name} version={version} sha256={digest}\n{rest}"
+        body = f"#hvauto template={name} version={version} sha256={digest}\n{rest}"
+        if self._cache is not None:
+            self._cache.put("body", f"{name} {version}", body)
+        return body
 
     def render(self, name: str, version: str, params: Mapping[str, Any] | None = None) -> Script:
         meta = self.meta(name)

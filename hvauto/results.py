@@ -112,6 +112,11 @@ class Report(Generic[R]):
             raise HostsFailedError({h: HostOutcome(h, r.ok, r.error, r) for h, r in self.hosts.items()})
 
 
+def count(n: int, word: str) -> str:
+    """``1 change``, ``3 changes``: a number and its noun, in the right number."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def changes_text(changes: Iterable[Change]) -> list[str]:
     return [str(c) for c in changes]
 
@@ -145,4 +150,4 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["Change", "HostResult", "Problem", "Report", "changes_text", "to_jsonable"]
+__all__ = ["count", "Change", "HostResult", "Problem", "Report", "changes_text", "to_jsonable"]

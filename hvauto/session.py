@@ -25,6 +25,10 @@ from .remote.retry import RetryPolicy, call_with_retry
 from .render import Renderer, default_renderer, has_placeholder
 
 T = TypeVar("T")
+#: Hosts contacted at once by default (``hvauto --forks N`` changes it): a fan-out over N hosts
+#: runs min(N, MAX_WORKERS) at a time. Each host still runs one step at a time on its one pool,
+#: so a host never holds more than one WinRM shell (MaxShellsPerUser) for hvauto.
+MAX_WORKERS = 64
 log = logging.getLogger("hvauto.session")
 
 
@@ -71,7 +75,7 @@ class Session:
         credentials: CredentialProvider | None = None,
         retry: RetryPolicy | None = None,
         renderer: Renderer | None = None,
-        max_workers: int = 64,
+        max_workers: int = MAX_WORKERS,
         observers: Iterable[Observer] = (),
     ) -> None:
         self.inventory = inventory
@@ -84,6 +88,8 @@ class Session:
         self._host_locks: dict[str, threading.Lock] = {}
         self._versions: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: Set by ``--render``: a host may not be contacted (reaching one is a bug, never a fallback).
+        self.offline = False
 
     # -- context -----------------------------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -121,6 +127,8 @@ class Session:
 
     def transport(self, host: str) -> Transport:
         cfg = self.host(host)
+        if self.offline:
+            raise RuntimeError(f"{cfg.name}: a host was to be contacted while rendering (--render contacts none)")
         with self._lock:
             existing = self._transports.get(cfg.name)
         if existing is not None:
@@ -239,4 +247,4 @@ class Session:
         return group
 
 
-__all__ = ["GroupResult", "Observer", "Progress", "Session"]
+__all__ = ["MAX_WORKERS", "GroupResult", "Observer", "Progress", "Session"]

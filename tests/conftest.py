@@ -79,6 +79,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HVAUTO_CONFIG_DIR", str(tmp_path / "user-config"))
     monkeypatch.setenv("HVAUTO_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("HVAUTO_CACHE_DIR", str(tmp_path / "cache"))  # rendered templates
     # Runbook journal, locks and schedule logs: never the user's own state directory.
     monkeypatch.setenv("HVAUTO_STATE_DIR", str(tmp_path / "state"))
 

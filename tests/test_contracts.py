@@ -41,7 +41,8 @@ def _vm(lab: Lab, name: str) -> dict[str, Any]:
 def _reads(lab: Lab) -> None:
     for argv in (["vm", "list"], ["host", "show", "hostA"], ["host", "show", "hv12"], ["host", "show", "fs01"],
                  ["switch", "list"], ["smb", "share", "show", "VMs", "--server", "fs01"],
-                 ["delegation", "show", "hostA"], ["fabric", "plan", "hostA", "--spec", SPEC]):
+                 ["delegation", "show", "hostA"], ["fabric", "plan", "hostA", "--spec", SPEC], ["doctor"],
+                 ["vm", "show", "vm01"]):
         hv(*argv)
 
 

@@ -84,7 +84,7 @@ def test_what_if_changes_nothing(lab: Lab) -> None:
     res = hv("delegation", "grant", "hostB", "--to", "hostA", "--what-if")
     assert res.code == 0, res.err
     assert f"would add {MIG}/hostA.lab.test" in res.out
-    assert "what if: 5 change(s); nothing changed" in res.out  # 4 SPNs and protocol transition
+    assert "what if: 5 changes; nothing changed" in res.out  # 4 SPNs and protocol transition
     assert lab.store.snapshot() == before
     assert lab.calls(template="ad_delegation_set") == 0
 

@@ -53,6 +53,8 @@ OK_ARGS: dict[str, list[str]] = {
     "delegation grant": ["delegation", "grant", "hostB", "--to", "hostA"],
     "delegation revoke": ["delegation", "revoke", "hostB", "--to", "hostA"],
     "delegation show": ["delegation", "show", "hostB"],
+    "doctor": ["doctor", "hostA"],
+    "vm show": ["vm", "show", "vm01", "--no-moves"],
 }
 
 #: The same commands naming a host that is not in the inventory (where they name one).
@@ -77,10 +79,12 @@ UNKNOWN_HOST: dict[str, list[str]] = {
     "delegation grant": ["delegation", "grant", "hostB", "--to", "nosuch"],
     "delegation revoke": ["delegation", "revoke", "nosuch", "--to", "hostA"],
     "delegation show": ["delegation", "show", "nosuch"],
+    "doctor": ["doctor", "nosuch"],
+    "vm show": ["vm", "show", "vm01", "--from", "nosuch"],
 }
 
 #: Read commands say "not found" (4) for an unknown host; changing commands check their hosts up front (2).
-READS = {"host show", "vm list", "fabric plan", "switch list", "smb share show", "delegation show"}
+READS = {"host show", "vm list", "fabric plan", "switch list", "smb share show", "delegation show", "doctor", "vm show"}
 
 RUNBOOK = """\
 name: report
@@ -260,6 +264,7 @@ CODES: list[tuple[int, list[list[str]], list[str]]] = [
                         ["lab", "fault", "hv12", "--down"]], ["--retries", "1", "runbook", "run", "rb.yml"]),
     (ExitCode.UNKNOWN, [["lab", "fault", "hostA", "--fail-next", "1", "--kind", "reset", "--template",
                          "migrate_start"]], ["migrate", "--shared-nothing", "vm01", "hostB", *FAST]),
+    (ExitCode.NOT_READY, [], ["doctor"]),
 ]
 
 

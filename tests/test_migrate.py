@@ -168,8 +168,8 @@ def test_render_prints_the_scripts_and_contacts_no_host(fast_lab: Lab) -> None:
     assert res.code == 0, res.err
     for template in ("migrate_source_preflight", "migrate_dest_preflight", "ad_computer_get", "migrate_start",
                      "migrate_status"):
-        assert f"# ---- {template} for" in res.out
-    start = res.out.split("# ---- migrate_start for", 1)[1].split("# ---- ", 1)[0]
+        assert f": {template} on " in res.out
+    start = res.out.split(": migrate_start on hostA", 1)[1].split("# ==== step ", 1)[0]
     assert "Invoke-CimMethod -InputObject $svc -MethodName 'MigrateVirtualSystemToHost'" in start
     assert "$in.NewResourceSettingData = $moved.resources" in start  # shared-nothing: each VHD's new path
     for gone in ("Move-VM", "Move-VMStorage", "-AsJob"):
@@ -284,7 +284,7 @@ def test_cancel_ends_the_job_and_removes_the_planned_vm(fast_lab: Lab) -> None:
     assert len(planned_vms(fast_lab)) == 1
     res = hv("migrate", "--cancel", "vm01")
     assert res.code == 0, res.err
-    assert "cancelled 1 migration job(s) on hostA" in res.out and "removed the planned VM from hostB" in res.out
+    assert "cancelled 1 migration job on hostA" in res.out and "removed the planned VM from hostB" in res.out
     assert planned_vms(fast_lab) == []
     assert vm_record(fast_lab, "vm01")["host"].lower() == "hosta"
     again = hv("migrate", "--cancel", "vm01")

@@ -133,12 +133,23 @@ class FakeHost:
         return sum(1 for p in self.pools if p.opened)
 
 
+class FakeHTTP:
+    """pypsrp's _TransportHTTP, as far as the transport touches it: the requests session it builds."""
+
+    def __init__(self) -> None:
+        self.session: requests.Session | None = None
+
+    def _build_session(self) -> requests.Session:
+        return requests.Session()
+
+
 class FakeWSMan:
     host: FakeHost
 
     def __init__(self, **kwargs: Any) -> None:
         self.host.wsman_kwargs.append(kwargs)
         self.closed = False
+        self.transport = FakeHTTP()
 
     def close(self) -> None:
         self.closed = True
@@ -378,6 +389,33 @@ def test_settings_pypsrp_rejects_are_a_config_error(host: FakeHost, monkeypatch:
         transport(cfg).run(SCRIPT)
     assert "hv7" in str(info.value) and "basic" in str(info.value) and PASSWORD not in str(info.value)
     assert host.pools == []
+
+
+def test_the_environment_is_read_once_per_host_not_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy from the environment still applies, but no request scans the environment again."""
+    import urllib.request
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.lab.test:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    wsman = psrp.PSRPTransport(CFG, CREDS)._wsman()
+    session = wsman.transport.session
+    assert session is not None and session.trust_env is False
+    assert session.proxies == {"https": "http://proxy.lab.test:3128"}
+    scans: list[int] = []
+    real = urllib.request.getproxies_environment
+    monkeypatch.setattr(urllib.request, "getproxies_environment", lambda: scans.append(1) or real())
+    # Stop before the network: the settings requests merges into a request are the point.
+    seen: list[dict[str, Any]] = []
+
+    def no_network(request: Any, **kw: Any) -> Any:
+        seen.append(kw)
+        raise requests.exceptions.ConnectionError("stopped before the network")
+
+    monkeypatch.setattr(session, "send", no_network)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        session.post("https://hv1.lab.test:5986/wsman", data=b"<x/>")
+    assert scans == [] and seen[0]["proxies"] == {"https": "http://proxy.lab.test:3128"}
 
 
 # -- results -----------------------------------------------------------------------------

@@ -34,6 +34,8 @@ WhatIfOpt = Annotated[bool, typer.Option("--what-if", help="Show the plan; chang
 class App:
     inventory_path: Path | None = None
     retries: int = 4
+    #: Hosts contacted at once by a command that fans out (root ``--forks``); None: min(hosts, 64).
+    forks: int | None = None
     #: The command's ``--output`` (set while its options are parsed): errors are reported in it too.
     output: Output = Output.table
     _inventory: Inventory | None = None
@@ -51,9 +53,10 @@ class App:
     def session(self) -> Session:
         if self._session is None:
             from hvauto.remote.retry import RetryPolicy
-            from hvauto.session import Session
+            from hvauto.session import MAX_WORKERS, Session
 
-            self._session = Session(self.inventory, retry=RetryPolicy(attempts=max(1, self.retries)))
+            self._session = Session(self.inventory, retry=RetryPolicy(attempts=max(1, self.retries)),
+                                    max_workers=self.forks or MAX_WORKERS)
         return self._session
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import render_for
+from .common import print_steps
 from .output import Output, emit, kv, note, table
 
 if TYPE_CHECKING:
@@ -61,9 +61,8 @@ def grant(
 
     session = get_app(ctx).session
     if render:
-        dc = delegation.ad_host_or_fail(session)
-        names = [source] if source else list(session.inventory.groups.get(mesh or "", []))
-        render_for(session, dc, "ad_computer_get", {"Name": names})
+        print_steps(session, delegation.grant_steps(session, source=source, to=to or [], services=services,
+                                                    mesh=mesh), output)
         return
     result = delegation.grant(session, source=source, to=to or [], services=services, mesh=mesh, what_if=what_if)
     _print(result, output)
@@ -77,10 +76,15 @@ def revoke(
     services: ServicesOpt = None,
     what_if: WhatIfOpt = False,
     output: OutputOpt = Output.table,
+    render: RenderOpt = False,
 ) -> None:
     """Remove SRC's delegation to each DEST (short and FQDN); other entries stay."""
     from hvauto.ops import delegation
 
+    if render:
+        session = get_app(ctx).session
+        print_steps(session, delegation.revoke_steps(session, source=source, to=to or [], services=services), output)
+        return
     result = delegation.revoke(get_app(ctx).session, source=source, to=to or [], services=services, what_if=what_if)
     _print(result, output)
 
@@ -90,10 +94,15 @@ def show(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="The host whose computer account to read.")],
     output: OutputOpt = Output.table,
+    render: RenderOpt = False,
 ) -> None:
     """The SPNs a host may delegate to, its protocol-transition flag, and what that allows."""
     from hvauto.ops import delegation
 
+    if render:
+        session = get_app(ctx).session
+        print_steps(session, delegation.show_steps(session, host=host), output)
+        return
     view = delegation.show(get_app(ctx).session, host=host)
     if output is Output.json:
         emit("result", view)

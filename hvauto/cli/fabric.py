@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hvauto import versions
+from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import finish, render_for
-from .output import Output, emit, note
+from .common import finish, print_steps
+from .output import Output, emit, note, say
 
 if TYPE_CHECKING:
     from hvauto.ops.fabric import FabricReport
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Host network fabric: virtual switch, teaming, host vNICs with QoS weights, declared in a spec.",
                   no_args_is_help=True)
 
-HostArg = Annotated[str, typer.Argument(help="Host or group.")]
+HostArg = Annotated[str, typer.Argument(help="Host or group.", autocompletion=complete.hosts)]
 SpecOpt = Annotated[Path, typer.Option("--spec", "-s", help="Fabric spec (YAML); see playbooks/fabric-converged.yaml.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Allow re-creating a switch that has VMs attached.")]
 
@@ -38,30 +40,19 @@ def _print(report: FabricReport, output: Output) -> None:
         if not p.changed:
             typer.echo(f"{head}: no changes (already so)")
         else:
-            verb = "changed" if report.applied else "would change"
-            typer.echo(f"{head}: {len(p.changes)} change(s) {verb}:")
+            n = len(p.changes)
+            typer.echo(f"{head}: {n} change{'s' if n != 1 else ''} {'made' if report.applied else 'planned'}:")
             for c in p.changes:
                 mark = "!" if c.disruptive else "+"
-                typer.echo(f"  {mark} {c.action} {c.target}" + (f": {c.detail}" if c.detail else ""))
+                say(f"{c.action} {c.target}" + (f": {c.detail}" if c.detail else ""), f"  {mark} ", "      ")
         for prob in p.problems:
-            typer.echo(f"  [{'BLOCKING' if prob.blocking else 'warning'}] {prob.message}")
+            say(f"[{'BLOCKING' if prob.blocking else 'warning'}] {prob.message}", "  ", "      ")
             if prob.fix:
-                typer.echo(f"      fix: {prob.fix}")
+                say(f"fix: {prob.fix}", "      ", "        ")
     for prob in report.problems:
         if prob.check == "switch-names":
-            typer.echo(f"[warning] {prob.message}\n    fix: {prob.fix}")
-
-
-def _render(ctx: typer.Context, host: str, spec: Path) -> None:
-    """The read step of each host (the apply step's values come from what it reads)."""
-    from hvauto.ops import fabric
-
-    session = get_app(ctx).session
-    targets = session.inventory.resolve([host])
-    fabric.load_spec(spec, hosts=targets)
-    for h in targets:
-        render_for(session, h, "fabric_get")
-    note("fabric_apply is rendered from what fabric_get reads; `fabric plan -o json` shows its parameters")
+            say(f"[warning] {prob.message}", "", "    ")
+            say(f"fix: {prob.fix}", "    ", "      ")
 
 
 @app.command("plan")
@@ -71,7 +62,8 @@ def plan_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = Fa
     from hvauto.ops import fabric
 
     if render:
-        _render(ctx, host, spec)
+        session = get_app(ctx).session
+        print_steps(session, fabric.plan_steps(session, host=host, spec=spec), output)
         return
     report = fabric.plan(get_app(ctx).session, host=host, spec=spec, force=force, raise_failures=False)
     _print(report, output)
@@ -86,7 +78,8 @@ def apply_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = F
     from hvauto.ops import fabric
 
     if render:
-        _render(ctx, host, spec)
+        session = get_app(ctx).session
+        print_steps(session, fabric.apply_steps(session, host=host, spec=spec, force=force), output)
         return
     report = fabric.apply(get_app(ctx).session, host=host, spec=spec, force=force, what_if=what_if,
                           raise_failures=False)
@@ -96,7 +89,8 @@ def apply_(ctx: typer.Context, host: HostArg, spec: SpecOpt, force: ForceOpt = F
 
 @app.command("validate")
 def validate(ctx: typer.Context, spec: SpecOpt,
-             host: Annotated[list[str] | None, typer.Argument(help="Hosts or groups the spec targets.")] = None) -> None:
+             host: Annotated[list[str] | None, typer.Argument(help="Hosts or groups the spec targets.",
+                 autocompletion=complete.hosts)] = None) -> None:
     """Check a spec's design without contacting any host."""
     from hvauto.ops import fabric
 
@@ -104,4 +98,4 @@ def validate(ctx: typer.Context, spec: SpecOpt,
     loaded = fabric.load_spec(spec, hosts=targets)
     for w in loaded.warnings:
         note(f"warning: {w}")
-    typer.echo(f"{loaded.path}: valid ({len(loaded.vnics)} host vNIC(s), switch {loaded.switch})")
+    typer.echo(f"{loaded.path}: valid ({count(len(loaded.vnics), 'host vNIC')}, switch {loaded.switch})")

@@ -9,8 +9,9 @@ import typer
 
 from hvauto import versions
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import render_for
+from .common import print_steps
 from .output import Output, emit, kv, note, size, table
 
 app = typer.Typer(help="Hosts in the inventory.", no_args_is_help=True)
@@ -45,7 +46,7 @@ def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
 @app.command("show")
 def show(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="Host name.")],
+    host: Annotated[str, typer.Argument(help="Host name.", autocompletion=complete.hosts)],
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
 ) -> None:
@@ -54,7 +55,9 @@ def show(
 
     session = get_app(ctx).session
     if render:
-        render_for(session, host, "host_facts")
+        from hvauto.steps import Step
+
+        print_steps(session, [Step(session.host(host).name, "host_facts", {}, "read the host's facts")], output)
         return
     facts = hosts.facts(session, host)
     if output is Output.json:
@@ -98,7 +101,7 @@ class MigrationPerformance(str, Enum):
 @app.command("migration")
 def migration(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="Host or group.")],
+    host: Annotated[str, typer.Argument(help="Host or group.", autocompletion=complete.hosts)],
     enable: Annotated[bool | None, typer.Option("--enable/--disable", help="Enable or disable live migration.")]
     = None,
     auth: Annotated[MigrationAuth | None, typer.Option(help="Authentication for live migration.")] = None,
@@ -115,13 +118,14 @@ def migration(
     """Set live-migration settings (only those given); a re-run changes nothing."""
     from hvauto.ops import hostsettings
 
-    if render:
-        # The read step; host_migration_set carries only what differs from what it reads.
-        session = get_app(ctx).session
-        for h in session.inventory.resolve([host]):
-            render_for(session, h, "host_facts")
-        return
     nets = [n.strip() for n in networks.split(",") if n.strip()] if networks is not None else None
+    if render:
+        session = get_app(ctx).session
+        print_steps(session, hostsettings.migration_steps(
+            session, host=host, enable=enable, auth=auth.value if auth else None, networks=nets,
+            use_any_network=use_any_network, performance=performance.value if performance else None, max_vm=max_vm,
+            max_storage=max_storage), output)
+        return
     report = hostsettings.migration(
         get_app(ctx).session, host=host, enable=enable, auth=auth.value if auth else None, networks=nets,
         use_any_network=use_any_network, performance=performance.value if performance else None, max_vm=max_vm,

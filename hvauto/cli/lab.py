@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hvauto.errors import UsageError
+from hvauto.results import count
 
 from .app import OutputOpt, get_app
 from .output import Output, emit, table
@@ -118,7 +119,7 @@ def serve(
     previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.start()
     try:
-        typer.echo(f"serving {len(server.hosts)} lab host(s) on {server.scheme}://127.0.0.1:{server.port}/wsman/<host>"
+        typer.echo(f"serving {count(len(server.hosts), 'lab host')} on {server.scheme}://127.0.0.1:{server.port}/wsman/<host>"
                    " (Ctrl-C to stop)")
         sys.stdout.flush()
         while not done.wait(0.5):

@@ -1,22 +1,27 @@
-"""The root app: global options, the noun sub-apps, and the one place errors become exit codes."""
+"""The root app: global options, the noun sub-apps, and the one place errors become exit codes.
 
-from __future__ import annotations
+Start-up builds only what the command line asks for: the root group knows every noun from
+:data:`COMMANDS` (module, attribute, one-line help) and imports a noun's module and builds
+its Typer tree when click asks for that noun. ``hvauto --help`` lists every noun from the
+table and imports none of them; ``hvauto vm list`` builds ``vm`` alone. :func:`full_app` is
+the whole tree at once, for documentation, tests and the runbook's option reader.
+"""
 
-import logging
+import importlib
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
+import typer.main
 
 from hvauto import __version__, text
 from hvauto.errors import ExitCode, HvautoError, PreflightError, ValidationError, exit_code
 
-from . import delegation, fabric, host, lab, runbook, schedule, smb, switch, vm
 from .app import App
-from .migrate import evacuate, migrate, storage_app
 from .output import Output, emit
 
 EPILOG = (
@@ -24,32 +29,97 @@ EPILOG = (
     "5 authentication, 6 unreachable, 7 timeout, 8 remote script error or failed verify, 9 some hosts failed, "
     "10 preflight found blocking problems, 11 runbook aborted, 12 locked (another run of the runbook), "
     "13 outcome unknown (a change was sent, its answer lost; the error names the commands that find out), "
-    "130 interrupted."
+    "14 doctor: not ready, 130 interrupted."
 )
 
-app = typer.Typer(
-    name="hvauto",
-    help="Automate Hyper-V hosts (Windows Server 2012-2025) over WinRM/PSRP. Start with `hvauto lab init`.",
-    epilog=EPILOG,
-    no_args_is_help=True,
-    add_completion=False,
-    # Locals hold credentials: never show them, and never print a traceback by default.
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
-)
-app.add_typer(lab.app, name="lab")
-app.add_typer(host.app, name="host")
-app.add_typer(vm.app, name="vm")
-app.add_typer(fabric.app, name="fabric")
-app.add_typer(switch.app, name="switch")
-app.command("migrate")(migrate)
-app.command("evacuate")(evacuate)
-app.add_typer(storage_app, name="storage")
-app.add_typer(runbook.app, name="runbook")
-app.add_typer(schedule.app, name="schedule")
-app.add_typer(smb.app, name="smb")
-app.add_typer(delegation.app, name="delegation")
+#: noun -> (module, attribute, the first sentence of its help). The attribute is a Typer sub-app
+#: or a command function; the sentence is what the root's --help lists without importing the
+#: module (tests/test_speed.py holds it to the module's own help). In --help's order.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "migrate": ("hvauto.cli.migrate", "migrate", "Move a VM to another host: preflight (every problem at once), "
+                "move with progress, verify."),
+    "evacuate": ("hvauto.cli.migrate", "evacuate", "Move every VM off a host, placed by free memory and space, "
+                 "within each host's migration limits."),
+    "doctor": ("hvauto.cli.doctor", "doctor", "Readiness of the estate, read-only: reach each host, a migration "
+               "matrix, shares in use; each problem's fix."),
+    "lab": ("hvauto.cli.lab", "app", "The simulated lab estate: a Hyper-V estate to try hvauto on."),
+    "host": ("hvauto.cli.host", "app", "Hosts in the inventory."),
+    "vm": ("hvauto.cli.vm", "app", "Virtual machines on the Hyper-V hosts."),
+    "fabric": ("hvauto.cli.fabric", "app", "Host network fabric: virtual switch, teaming, host vNICs with QoS "
+               "weights, declared in a spec."),
+    "switch": ("hvauto.cli.switch", "app", "Virtual switches: list, create (external, internal, private), remove."),
+    "storage": ("hvauto.cli.migrate", "storage_app", "VM storage."),
+    "runbook": ("hvauto.cli.runbook", "app", "Runbooks: YAML playbooks that chain operations, journalled and "
+                "resumable."),
+    "schedule": ("hvauto.cli.schedule", "app", "Run runbooks on a schedule (systemd user timers, or cron without "
+                 "systemd)."),
+    "smb": ("hvauto.cli.smb", "app", "SMB 3.0 file shares for VM storage."),
+    "delegation": ("hvauto.cli.delegation", "app", "Kerberos constrained delegation (msDS-AllowedToDelegateTo) on "
+                   "the hosts' computer accounts, written on the inventory's AD host."),
+}
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The root group: every noun of :data:`COMMANDS` is listed, and built when first asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS) + [n for n in self.commands if n not in COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = typer.main.get_command(_typer({cmd_name})).commands[cmd_name]  # type: ignore[attr-defined]
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is None:  # not built: its line from the table, shortened as click shortens it
+                cmd = typer.core.TyperGroup(name=name, help=COMMANDS[name][2])
+            if not cmd.hidden:
+                rows.append((name, cmd))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
+
+def _typer(nouns: set[str] | None = None) -> typer.Typer:
+    """The root Typer app with the given nouns attached (every noun when None)."""
+    app = typer.Typer(
+        name="hvauto",
+        help="Automate Hyper-V hosts (Windows Server 2012-2025) over WinRM/PSRP. Start with `hvauto lab init`.",
+        epilog=EPILOG,
+        cls=LazyGroup,
+        no_args_is_help=True,
+        add_completion=True,
+        # Locals hold credentials: never show them, and never print a traceback by default.
+        pretty_exceptions_enable=False,
+        pretty_exceptions_show_locals=False,
+        rich_markup_mode=None,
+    )
+    app.callback()(root)
+    for noun, (module, attr, _help) in COMMANDS.items():
+        if nouns is not None and noun not in nouns:
+            continue
+        target = getattr(importlib.import_module(module), attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=noun)
+        else:
+            app.command(noun)(target)
+    return app
+
+
+def full_app() -> typer.Typer:
+    """Every noun, built at once (documentation, tests, the runbook's option reader)."""
+    return _typer()
+
+
+def __getattr__(name: str) -> Any:
+    # ``from hvauto.cli.main import app``: the whole tree, built only for whoever asks.
+    if name == "app":
+        return full_app()
+    raise AttributeError(name)
 
 
 def _version(value: bool) -> None:
@@ -58,7 +128,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     inventory: Annotated[
@@ -66,6 +135,11 @@ def root(
         typer.Option("--inventory", "-i", envvar="HVAUTO_INVENTORY", help="Inventory file (default ./hvauto.toml)."),
     ] = None,
     retries: Annotated[int, typer.Option(help="Attempts for transient transport faults.", min=1, max=10)] = 4,
+    forks: Annotated[
+        int | None,
+        typer.Option("--forks", envvar="HVAUTO_FORKS", min=1, max=1024,
+                     help="Hosts contacted at once by commands that fan out (default: all of them, at most 64)."),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log what happens to stderr.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -74,7 +148,10 @@ def root(
     obj = ctx.obj if isinstance(ctx.obj, App) else App()
     obj.inventory_path = inventory
     obj.retries = retries
+    obj.forks = forks
     ctx.obj = obj
+    import logging  # not on the --help path (eager options end before this callback)
+
     logger = logging.getLogger("hvauto")
     if debug:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
@@ -132,7 +209,7 @@ def run(argv: list[str] | None = None) -> int:
     hvauto's own errors come out of it untouched and are reported here.
     """
     state = App()
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(_typer(set()))
     # What a host or a user put in a string is shown, never acted on by the terminal (JSON keeps it exact).
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = text.SafeStream(sys.stdout), text.SafeStream(sys.stderr)

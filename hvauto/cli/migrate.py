@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hvauto.errors import Interrupted, Problem, UsageError
+from hvauto.errors import Interrupted, Problem
+from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import finish, render_for
-from .output import Output, emit, note, size
+from .common import finish, print_steps
+from .output import Output, emit, note, shorten, size, width
 
 if TYPE_CHECKING:
     from hvauto.ops.migrate import MigrationResult, MoveProgress, StartedMove
@@ -29,10 +31,9 @@ PollOpt = Annotated[
 class Bar:
     """A progress bar on stderr (redrawn in place on a terminal, a line per 10% otherwise), or JSON lines on stdout."""
 
-    def __init__(self, output: Output, width: int = 30) -> None:
+    def __init__(self, output: Output) -> None:
         self.json = output is Output.json
         self.tty = sys.stderr.isatty()
-        self.width = width
         self.last: dict[str, int] = {}
 
     def __call__(self, p: MoveProgress) -> None:
@@ -43,16 +44,45 @@ class Bar:
         if self.last.get(p.vm) == step and p.state == "Running":
             return
         self.last[p.vm] = step
-        filled = self.width * p.percent // 100
-        done = p.bytes_total * p.percent // 100
-        line = (f"{p.vm} {p.source} -> {p.dest} [{'#' * filled}{'.' * (self.width - filled)}] {p.percent:3d}% "
-                f"{size(done)} of {size(p.bytes_total)}  {p.state}")
+        line = progress_line(p, width())
         if self.tty:
             getattr(sys.stderr, "write_raw", sys.stderr.write)("\r")  # redrawn in place: hvauto's own control
             sys.stderr.write(line + ("\n" if p.state != "Running" else ""))
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    s = int(max(seconds, 0))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def progress_line(p: MoveProgress, columns: int) -> str:
+    """``vm01 hostA -> hostB [####....]  45% 9.9 GiB of 22.0 GiB, 1.2 GiB/s, 0:12 left``, in ``columns``.
+
+    The bar takes what the text leaves; with a job whose size is not known (``--watch``) the bytes
+    give way to the time elapsed.
+    """
+    label = f"{p.vm} storage on {p.source}" if p.source == p.dest else f"{p.vm} {p.source} -> {p.dest}"
+    stats = f"{p.percent:3d}%"
+    if p.bytes_total > 0:
+        done = p.bytes_total * p.percent // 100
+        stats += f" {size(done)} of {size(p.bytes_total)}"
+        if p.elapsed_seconds > 0 and done > 0 and p.state == "Running":
+            rate = done / p.elapsed_seconds
+            stats += f", {size(int(rate))}/s, {_clock((p.bytes_total - done) / rate)} left"
+    else:
+        stats += f", {_clock(p.elapsed_seconds)} elapsed"
+    if p.state != "Running":
+        stats += f"  {p.state}"
+    # One column spare: a line as wide as the terminal wraps on some, and a \r redraw must not.
+    room = columns - 1 - len(label) - len(stats) - 4
+    if room < 6:
+        return shorten(f"{label} {stats}", columns - 1)
+    bar = min(room, 40)
+    filled = bar * p.percent // 100
+    return f"{label} [{'#' * filled}{'.' * (bar - filled)}] {stats}"
 
 
 def _problems_text(problems: list[Problem]) -> None:
@@ -78,7 +108,7 @@ def _interrupted(session: Session, started: StartedMove | None, output: Output) 
             f"\nCancel the migration of {started.vm} ({started.source} -> {started.dest})? "
             "No leaves it running", default=False, err=True):
         res = ops.cancel(session, vm=started.vm, source=started.source)
-        note(f"{started.vm}: migration cancelled ({len(res.cancelled_jobs)} job(s)); it stays on {started.source}")
+        note(f"{started.vm}: migration cancelled ({count(len(res.cancelled_jobs), 'job')}); it stays on {started.source}")
         raise Interrupted("interrupted; the migration was cancelled")
     note(f"{started.vm}: the migration goes on on {started.source}. Watch it: {watch_cmd}; cancel it: {cancel_cmd}")
     raise Interrupted("interrupted; the migration is still running",
@@ -118,37 +148,18 @@ def _what_if(res: MigrationResult, output: Output) -> None:
     finish(Report(what_if=True, problems=res.problems))
 
 
-def _render(session: Session, *, vm: str, dest: str, source: str | None, storage_path: str | None,
-            live: bool) -> None:
-    if not source:
-        raise UsageError("--render needs --from SRC: finding the VM would contact the hosts")
-    from hvauto.ops import ad as ad_ops
-
-    dest_fqdn = session.host(dest).fqdn
-    path = storage_path or ""
-    render_for(session, source, "migrate_source_preflight", {
-        "Name": vm, "DestinationHost": dest_fqdn, "DestinationStoragePath": path, "IncludeStorage": not live})
-    render_for(session, dest, "migrate_dest_preflight", {"Name": vm, "VmId": "<VMId>", "Path": path})
-    ad = ad_ops.ad_host(session)
-    if ad:
-        render_for(session, ad, "ad_computer_get", {"Name": [session.host(source).name]})
-    render_for(session, source, "migrate_start", {"VmId": "<VMId>", "DestinationHost": dest_fqdn,
-                                                  "DestinationStoragePath": path, "IncludeStorage": not live})
-    render_for(session, source, "migrate_status", {"VmId": "<VMId>"})
-    render_for(session, dest, "migrate_cleanup", {"VmId": "<VMId>"})
-
-
 def migrate(
     ctx: typer.Context,
-    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
-    dest: Annotated[str | None, typer.Argument(help="Destination host.")] = None,
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
+    dest: Annotated[str | None, typer.Argument(help="Destination host.", autocompletion=complete.hosts)] = None,
     shared_nothing: Annotated[bool, typer.Option("--shared-nothing", help="Move the VM with its storage "
                                                  "(Move-VM -IncludeStorage).")] = False,
     live: Annotated[bool, typer.Option("--live", help="Move the running VM; its storage stays on its share.")] = False,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the VM's running migration and remove the "
                                          "planned VM a move left behind.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the VM's running migration.")] = False,
-    source: Annotated[str | None, typer.Option("--from", help="Source host (else every Hyper-V host is asked).")]
+    source: Annotated[str | None, typer.Option("--from", help="Source host (else every Hyper-V host is asked).",
+                                              autocompletion=complete.hosts)]
     = None,
     storage_path: Annotated[str | None, typer.Option("--storage-path", help="Destination folder for the VM's files "
                                                      "(default: the destination's VM path\\VM).")] = None,
@@ -177,16 +188,28 @@ def migrate(
     from hvauto.ops import migrate as ops
 
     session = get_app(ctx).session
+    if render:
+        from hvauto.ops.migrate import steps
+
+        if cancel:
+            plan = steps.cancel_steps(session, vm=vm, source=source)
+        elif watch:
+            plan = steps.watch_steps(session, vm=vm, source=source)
+        else:
+            assert dest is not None
+            plan = steps.move_steps(session, vm=vm, dest=dest, source=source, storage_path=storage_path, live=live)
+        print_steps(session, plan, output)
+        return
     bar = Bar(output)
     if cancel:
         cres = ops.cancel(session, vm=vm, source=source, what_if=what_if)
         if output is Output.json:
             emit("result", cres)
         elif what_if:
-            typer.echo(f"{cres.vm}: would cancel {len(cres.cancelled_jobs)} running job(s) on {cres.source} and "
+            typer.echo(f"{cres.vm}: would cancel {count(len(cres.cancelled_jobs), 'running job')} on {cres.source} and "
                        "remove planned VMs it left on other hosts")
         elif cres.changed:
-            typer.echo(f"{cres.vm}: cancelled {len(cres.cancelled_jobs)} migration job(s) on {cres.source}"
+            typer.echo(f"{cres.vm}: cancelled {count(len(cres.cancelled_jobs), 'migration job')} on {cres.source}"
                        + (f"; removed the planned VM from {', '.join(cres.planned_removed_from)}"
                           if cres.planned_removed_from else ""))
         elif not cres.refused_jobs:
@@ -209,9 +232,6 @@ def migrate(
             typer.echo(f"{vm}: migration job {ops.JOB_STATE_NAMES.get(int(job['job_state']), job['job_state'])}")
         return
     assert dest is not None
-    if render:
-        _render(session, vm=vm, dest=dest, source=source, storage_path=storage_path, live=live)
-        return
     started: list[StartedMove] = []
     try:
         res = ops.migrate(session, vm=vm, dest=dest, source=source, storage_path=storage_path, live=live,
@@ -235,7 +255,7 @@ def migrate(
 @storage_app.command("move")
 def storage_move(
     ctx: typer.Context,
-    vm: Annotated[str, typer.Argument(help="The VM (exact name).")],
+    vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
     path: Annotated[str, typer.Argument(help="Destination folder for all of the VM's files (D:\\VMs\\vm01).")],
     source: Annotated[str | None, typer.Option("--host", help="The VM's host (else every Hyper-V host is asked).")]
     = None,
@@ -249,10 +269,9 @@ def storage_move(
 
     session = get_app(ctx).session
     if render:
-        if not source:
-            raise UsageError("--render needs --host HOST: finding the VM would contact the hosts")
-        render_for(session, source, "storage_move_start", {"VmId": "<VMId>", "DestinationStoragePath": path})
-        render_for(session, source, "migrate_status", {"VmId": "<VMId>"})
+        from hvauto.ops.migrate.steps import storage_steps
+
+        print_steps(session, storage_steps(session, vm=vm, path=path, host=source), output)
         return
     try:
         res = ops.move(session, vm=vm, path=path, host=source, what_if=what_if, on_progress=Bar(output),
@@ -275,7 +294,8 @@ def storage_move(
 
 def evacuate(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="The stand-alone Hyper-V host to empty.")],
+    host: Annotated[str, typer.Argument(help="The stand-alone Hyper-V host to empty.",
+                                                        autocompletion=complete.hosts)],
     to: Annotated[str | None, typer.Option("--to", help="Destination hosts, comma-separated (default: every other "
                                            "Hyper-V host).")] = None,
     max_parallel: Annotated[int | None, typer.Option("--max-parallel", min=1, help="At most N moves at once (the "
@@ -283,12 +303,16 @@ def evacuate(
     poll_interval: PollOpt = 1.0,
     output: OutputOpt = Output.table,
     what_if: WhatIfOpt = False,
+    render: RenderOpt = False,
 ) -> None:
     """Move every VM off a host, placed by free memory and space, within each host's migration limits."""
     from hvauto.ops import evacuate as ops
 
     session = get_app(ctx).session
     targets = [t.strip() for t in to.split(",") if t.strip()] if to else None
+    if render:
+        print_steps(session, ops.evacuate_steps(session, host=host, to=targets, max_parallel=max_parallel), output)
+        return
     bar = Bar(output)
     try:
         res = ops.evacuate(session, host=host, to=targets, max_parallel=max_parallel, what_if=what_if,

@@ -74,7 +74,9 @@ def _kind(param: Any) -> tuple[str, tuple[str, ...]]:
     if choices:
         return "str", choices
     by_name = {"integer": "int", "float": "number", "boolean": "bool", "path": "path"}
-    return by_name.get(str(getattr(click_type, "name", "")), "str"), ()
+    # click names a bounded type "integer range" / "float range".
+    type_name = str(getattr(click_type, "name", "")).removesuffix(" range")
+    return by_name.get(type_name, "str"), ()
 
 
 def params(path: str) -> list[CliParam]:

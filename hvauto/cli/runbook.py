@@ -12,6 +12,7 @@ import typer
 
 from hvauto.errors import ValidationError
 
+from . import complete
 from .app import App, OutputOpt, get_app
 from .output import Output, emit, kv, note, print_json, print_json_line, table
 
@@ -26,7 +27,7 @@ app = typer.Typer(help="Runbooks: YAML playbooks that chain operations, journall
 VarOpt = Annotated[list[str] | None, typer.Option("--var", "-e", help="A variable, NAME=VALUE (repeatable).")]
 VarsFileOpt = Annotated[list[Path] | None, typer.Option("--vars-file", help="A YAML file of variables (repeatable).")]
 LimitOpt = Annotated[list[str] | None, typer.Option("--limit", "-l", help="Only these hosts, groups or role:NAME.")]
-FileArg = Annotated[Path, typer.Argument(help="The runbook (YAML).")]
+FileArg = Annotated[Path, typer.Argument(help="The runbook (YAML).", autocompletion=complete.runbooks)]
 
 
 # -- progress ----------------------------------------------------------------------------------------

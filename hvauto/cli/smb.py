@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import render_for
+from .common import print_steps
 from .output import Output, emit, kv, note, table
 
 if TYPE_CHECKING:
@@ -41,10 +41,6 @@ def _print_result(result: ShareResult, output: Output, *, prune: bool = False) -
         typer.echo(f"delegation: {d.message}")
 
 
-def _render_share(ctx: typer.Context, server: str, name: str, path: str, accounts: list[str]) -> None:
-    render_for(get_app(ctx).session, server, "smb_share_get", {"Name": name, "Path": path, "Account": accounts})
-
-
 @share.command("create")
 def create(
     ctx: typer.Context,
@@ -65,17 +61,17 @@ def create(
     render: RenderOpt = False,
 ) -> None:
     """Create the share (and folder) or bring an existing one in line; a re-run changes nothing."""
-    from hvauto.ops import smb
-    from hvauto.ops.targets import split_list
+    from hvauto.ops.smb import share as smb_share
 
     session = get_app(ctx).session
     if render:
-        # The read step; the apply step's values depend on what it finds.
-        problems: list[str] = []
-        hosts_cfg = smb.expand_hosts(session.inventory, split_list(hosts), problems)
-        accounts = smb.wanted_accounts(session.inventory, hosts_cfg, group, split_list(admins or []))
-        _render_share(ctx, server, name, path, accounts)
+        print_steps(session, smb_share.create_steps(
+            session, name=name, server=server, path=path, hosts=hosts, group=group, admins=admins or [],
+            continuously_available=continuously_available, encrypt=encrypt, prune=prune,
+            no_delegation=no_delegation), output)
         return
+    from hvauto.ops import smb
+
     result = smb.create(session, name=name, server=server, path=path, hosts=hosts, group=group, admins=admins or [],
                         continuously_available=continuously_available, encrypt=encrypt, prune=prune,
                         no_delegation=no_delegation, what_if=what_if)
@@ -90,7 +86,9 @@ def show(ctx: typer.Context, name: NameArg, server: ServerOpt, output: OutputOpt
 
     session = get_app(ctx).session
     if render:
-        _render_share(ctx, server, name, "", list(smb.show_accounts(session.inventory).values()))
+        from hvauto.ops.smb import share as smb_share
+
+        print_steps(session, smb_share.show_steps(session, name=name, server=server), output)
         return
     view = smb.show(session, name=name, server=server)
     if output is Output.json:
@@ -123,10 +121,15 @@ def show(ctx: typer.Context, name: NameArg, server: ServerOpt, output: OutputOpt
 @share.command("grant")
 def grant(ctx: typer.Context, name: NameArg, server: ServerOpt, hosts: HostsOpt,
           no_delegation: NoDelegationOpt = False, what_if: WhatIfOpt = False,
-          output: OutputOpt = Output.table) -> None:
+          output: OutputOpt = Output.table, render: RenderOpt = False) -> None:
     """Give more hosts Full on the share and its folder (and cifs delegation)."""
     from hvauto.ops import smb
 
+    if render:
+        session = get_app(ctx).session
+        print_steps(session, smb.share.grant_steps(session, name=name, server=server, hosts=hosts,
+                                                   no_delegation=no_delegation), output)
+        return
     result = smb.grant(get_app(ctx).session, name=name, server=server, hosts=hosts, no_delegation=no_delegation,
                        what_if=what_if)
     _print_result(result, output)
@@ -134,10 +137,14 @@ def grant(ctx: typer.Context, name: NameArg, server: ServerOpt, hosts: HostsOpt,
 
 @share.command("revoke")
 def revoke(ctx: typer.Context, name: NameArg, server: ServerOpt, hosts: HostsOpt, what_if: WhatIfOpt = False,
-           output: OutputOpt = Output.table) -> None:
+           output: OutputOpt = Output.table, render: RenderOpt = False) -> None:
     """Take hosts off the share and its folder (their cifs delegation stays: other shares may need it)."""
     from hvauto.ops import smb
 
+    if render:
+        session = get_app(ctx).session
+        print_steps(session, smb.share.revoke_steps(session, name=name, server=server, hosts=hosts), output)
+        return
     result = smb.revoke(get_app(ctx).session, name=name, server=server, hosts=hosts, what_if=what_if)
     _print_result(result, output)
 
@@ -150,10 +157,15 @@ def remove(
     force: Annotated[bool, typer.Option("--force", help="Remove even while VM files are on it.")] = False,
     what_if: WhatIfOpt = False,
     output: OutputOpt = Output.table,
+    render: RenderOpt = False,
 ) -> None:
     """Remove the share; the folder and its data stay. Refuses while VM files are on it."""
     from hvauto.ops import smb
 
+    if render:
+        session = get_app(ctx).session
+        print_steps(session, smb.share.remove_steps(session, name=name, server=server), output)
+        return
     result = smb.remove(get_app(ctx).session, name=name, server=server, force=force, what_if=what_if)
     if output is Output.json:
         emit("result", result)

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from . import complete
 from .app import OutputOpt, RenderOpt, WhatIfOpt, get_app
-from .common import failures_json, render_for
+from .common import failures_json, print_steps
 from .output import Output, emit, table
 
 app = typer.Typer(help="Virtual switches: list, create (external, internal, private), remove.", no_args_is_help=True)
@@ -27,14 +28,15 @@ class BandwidthMode(str, Enum):
     default = "default"
 
 
-HostArg = Annotated[str, typer.Argument(help="Host.")]
+HostArg = Annotated[str, typer.Argument(help="Host.", autocompletion=complete.hosts)]
 NameArg = Annotated[str, typer.Argument(help="Switch name (exact).")]
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups; every Hyper-V host if none.")] = None,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups; every Hyper-V host if none.",
+        autocompletion=complete.hosts)] = None,
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
 ) -> None:
@@ -44,8 +46,7 @@ def list_(
     session = get_app(ctx).session
     targets = session.inventory.resolve(hosts or [], default_role="hyperv")
     if render:
-        for h in targets:
-            render_for(session, h, "switch_list")
+        print_steps(session, switches.list_steps(session, targets), output)
         return
     group = switches.list_many(session, targets)
     found = [s for per_host in group.values().values() for s in per_host]
@@ -83,10 +84,9 @@ def create(
 
     if render:
         session = get_app(ctx).session
-        render_for(session, host, "switch_list")
-        render_for(session, host, "switch_create", switches.create_params(
-            name=name, type=type.value, adapter=list(adapter or []), management_os=management_os,
-            bandwidth_mode=bandwidth_mode.value))
+        print_steps(session, switches.create_steps(session, host=host, name=name, type=type.value,
+                                                   adapter=list(adapter or []), management_os=management_os,
+                                                   bandwidth_mode=bandwidth_mode.value), output)
         return
     res = switches.create(get_app(ctx).session, host=host, name=name, type=type.value, adapter=list(adapter or []),
                           management_os=management_os, bandwidth_mode=bandwidth_mode.value, what_if=what_if)
@@ -109,8 +109,7 @@ def remove(
 
     if render:
         session = get_app(ctx).session
-        render_for(session, host, "fabric_get")
-        render_for(session, host, "switch_remove", {"Name": name})
+        print_steps(session, switches.remove_steps(session, host=host, name=name), output)
         return
     res = switches.remove(get_app(ctx).session, host=host, name=name, force=force, what_if=what_if)
     emit("result", res) if output is Output.json else typer.echo(f"{res.host}: {res.message}")

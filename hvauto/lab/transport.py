@@ -37,6 +37,44 @@ def store_for(path: str) -> LabStore:
     return store
 
 
+def probe(cfg: HostConfig) -> list[Any]:
+    """Reaching a simulated host, in the order of a real probe: its name, its WinRM port, its certificate.
+
+    What the estate says about the host decides each stage (``network``: ``dns: false``, a
+    certificate issued for another ``tls_name``, ``tls_expires_days``), and a host set
+    ``--down`` by ``lab fault`` refuses the connection, as over the wire.
+    """
+    from hvauto.remote.probe import Stage
+
+    assert cfg.lab_state
+    store = store_for(cfg.lab_state)
+    with store.transaction() as est:
+        host = est.get("host", cfg.name) or {}
+    net = dict(host.get("network") or {})
+    address, port = cfg.address or cfg.name, cfg.effective_port
+    if net.get("dns") is False:
+        return [Stage("name", False, f"{address} does not resolve (no such host is known)",
+                      f"check DNS for {address}, or set hosts.{cfg.name}.address in the inventory")]
+    stages = [Stage("name", True, f"{address} resolves")]
+    if store.fault(cfg.name).get("down"):
+        return [*stages, Stage("tcp", False, f"no connection to {address}:{port} (connection refused)",
+                               f"check that WinRM listens on {port} and that the firewall lets {port} through")]
+    stages.append(Stage("tcp", True, f"{address}:{port} answers"))
+    fqdn = str(host.get("fqdn") or address)
+    tls_name = str(net.get("tls_name") or "")
+    if tls_name and tls_name.lower() not in (address.lower(), fqdn.lower()):
+        return [*stages, Stage("tls", False, f"the certificate of {address} is not for that name (it names "
+                               f"{tls_name})", f"connect by a name the certificate carries (hosts.{cfg.name}.address "
+                               f"= \"{tls_name}\"), or issue the WinRM certificate for {address}")]
+    days = net.get("tls_expires_days")
+    if days is not None and int(days) < 30:
+        stages.append(Stage("tls", True, f"certificate of {address} expires in {int(days)} day(s)",
+                            "renew the WinRM certificate before it expires", warning=True))
+    else:
+        stages.append(Stage("tls", True, f"certificate of {address} verified (the lab's own CA)"))
+    return stages
+
+
 class LabTransport:
     def __init__(self, cfg: HostConfig, creds: Credentials) -> None:
         assert cfg.lab_state, "the inventory guarantees lab_state for the lab transport"

@@ -54,6 +54,10 @@ def ad_host(session: Session) -> str | None:
     return _first_ad_host(session)
 
 
+def computer_params(names: list[str]) -> dict[str, Any]:
+    return {"Name": list(names)}
+
+
 def get_computers(session: Session, names: list[str], *, ad_host: str | None = None) -> dict[str, ADComputer]:
     """The accounts of ``names`` (keyed by the lower-cased name asked for), in one round trip to the AD host."""
     host = ad_host if ad_host is not None else _first_ad_host(session)
@@ -62,7 +66,7 @@ def get_computers(session: Session, names: list[str], *, ad_host: str | None = N
 
         raise ConfigError("the inventory has no host with the 'ad' role to read Active Directory from",
                           key="hosts.*.roles")
-    data = session.run(host, "ad_computer_get", {"Name": list(names)}).data
+    data = session.run(host, "ad_computer_get", computer_params(names)).data
     return {str(c["query"]).lower(): ADComputer.from_result(c) for c in data["computers"]}
 
 

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hvauto import versions
 from hvauto.errors import ConfigError, PreflightError, Problem, ValidationError, VerifyError
 from hvauto.inventory import HostConfig, Inventory
 from hvauto.ops import ad
 from hvauto.ops.targets import check_domain_host, split_list
-from hvauto.results import Change
+from hvauto.results import Change, count
 from hvauto.session import Session
+from hvauto.steps import Step, ph
 
 SERVICES: dict[str, str] = {"migration": ad.MIGRATION_SERVICE, "cifs": "cifs"}
 DEFAULT_SERVICES = ("migration", "cifs")
@@ -172,9 +174,14 @@ def _read(session: Session, dc: str, sources: Sequence[str]) -> dict[str, ad.ADC
     return found
 
 
+def set_params(source: str, add: Sequence[str], remove: Sequence[str], transition: Any) -> dict[str, Any]:
+    """``ad_delegation_set``: the SPNs to add to and remove from msDS-AllowedToDelegateTo, and protocol transition."""
+    return {"Name": source, "Add": list(add), "Remove": list(remove), "TrustedToAuth": transition}
+
+
 def _write(session: Session, dc: str, change: SourceChange) -> None:
-    data = session.run(dc, "ad_delegation_set", {"Name": change.source, "Add": change.add, "Remove": change.remove,
-                                                  "TrustedToAuth": change.protocol_transition}).data
+    data = session.run(dc, "ad_delegation_set", set_params(change.source, change.add, change.remove,
+                                                           change.protocol_transition)).data
     change.allowed_to_delegate_to = [str(s) for s in data.get("allowed_to_delegate_to") or []]
     change.trusted_to_auth_for_delegation = bool(data.get("trusted_to_auth_for_delegation"))
     now = {s.lower() for s in change.allowed_to_delegate_to}
@@ -204,14 +211,77 @@ def grant_pairs(session: Session, pairs: dict[str, list[HostConfig]] | dict[str,
         if not change.add and not change.protocol_transition:
             change.message = f"{src} may already delegate to {', '.join(change.to)}: nothing to change"
         elif what_if:
-            change.message = f"what if: {src} would gain {len(change.add)} SPN(s)" + (
+            change.message = f"what if: {src} would gain {count(len(change.add), 'SPN')}" + (
                 " and protocol transition" if change.protocol_transition else "")
         else:
             _write(session, dc, change)
-            change.message = f"{src}: added {len(change.add)} SPN(s)" + (
+            change.message = f"{src}: added {count(len(change.add), 'SPN')}" + (
                 ", protocol transition on" if change.protocol_transition else "")
         out.append(change)
     return out
+
+
+def pairs_steps(session: Session, pairs: dict[str, list[HostConfig]] | dict[str, list[str]],
+                services: Sequence[str] = DEFAULT_SERVICES, *, remove: bool = False) -> list[Step]:
+    """The AD steps of a grant (or, ``remove``, a revoke): one read of every source, one write per source."""
+    inv = session.inventory
+    dc = ad_host_or_fail(session)
+    steps = [Step(dc, "ad_computer_get", ad.computer_params(list(pairs)),
+                  "read the sources' computer accounts (msDS-AllowedToDelegateTo, protocol transition)")]
+    for src, dests in pairs.items():
+        spns = [spn for d in dests for spn in spns_for(d if isinstance(d, HostConfig) else inv.host(d), services)]
+        if remove:
+            steps.append(Step(dc, "ad_delegation_set", set_params(src, [], spns, False),
+                              f"remove the SPNs from {src}'s msDS-AllowedToDelegateTo",
+                              when=f"for the SPNs {src} has; no step when it has none"))
+            continue
+        known = session.known_version(src)
+        if known is None:
+            steps.append(Step(src, "host_facts", {}, f"learn {src}'s Windows version (protocol transition from "
+                              f"{versions.label(PROTOCOL_TRANSITION_FROM)})"))
+        transition: Any = (versions.at_least(known, PROTOCOL_TRANSITION_FROM) if known is not None
+                           else ph(f"whether {src} runs {versions.label(PROTOCOL_TRANSITION_FROM)} or later"))
+        steps.append(Step(dc, "ad_delegation_set", set_params(src, spns, [], transition),
+                          f"add the SPNs to {src}'s msDS-AllowedToDelegateTo (added to, never replaced)",
+                          when=f"for the SPNs {src} lacks (and protocol transition if off); no step when none"))
+    return steps
+
+
+def grant_steps(session: Session, *, source: str | None = None, to: Sequence[str] = (),
+                services: Sequence[str] | None = None, mesh: str | None = None) -> list[Step]:
+    """``delegation grant --render``: validated as the real run, then its reads and writes."""
+    problems: list[str] = []
+    chosen = _services(services, problems)
+    pairs = _pairs(session.inventory, source, to, mesh, problems)
+    if problems:
+        raise ValidationError(problems)
+    ad_host_or_fail(session)
+    steps = []
+    if "migration" in chosen:
+        steps += [Step(s, "host_facts", {}, f"read {s}'s migration authentication (CredSSP ignores delegation)")
+                  for s in pairs if "hyperv" in session.host(s).roles]
+    return steps + pairs_steps(session, pairs, chosen)
+
+
+def revoke_steps(session: Session, *, source: str, to: Sequence[str],
+                 services: Sequence[str] | None = None) -> list[Step]:
+    problems: list[str] = []
+    chosen = _services(services, problems)
+    pairs = _pairs(session.inventory, source, to, None, problems)
+    if problems:
+        raise ValidationError(problems)
+    return pairs_steps(session, pairs, chosen, remove=True)
+
+
+def show_steps(session: Session, *, host: str) -> list[Step]:
+    inv = session.inventory
+    inv.host(host)
+    problems: list[str] = []
+    cfg = check_domain_host(inv, host, problems)
+    if problems or cfg is None:
+        raise ValidationError(problems)
+    return [Step(ad_host_or_fail(session), "ad_computer_get", ad.computer_params([cfg.name]),
+                 f"read {cfg.name}'s computer account")]
 
 
 def _credssp_warnings(session: Session, sources: Sequence[str]) -> list[str]:
@@ -248,7 +318,7 @@ def grant(session: Session, *, source: str | None = None, to: Sequence[str] = ()
     if changed and not what_if:
         warnings.append(REPLICATION_NOTE)
     if what_if:
-        message = (f"what if: {sum(len(c.changes) for c in changes)} change(s); nothing changed" if changed
+        message = (f"what if: {count(sum(len(c.changes) for c in changes), 'change')}; nothing changed" if changed
                    else "already so: nothing to change")
     else:
         message = "delegation granted" if changed else "already so: nothing to change"
@@ -276,14 +346,14 @@ def revoke(session: Session, *, source: str, to: Sequence[str], services: Sequen
         if not change.remove:
             change.message = f"{src} may not delegate to {', '.join(change.to)} for {', '.join(chosen)}: nothing to change"
         elif what_if:
-            change.message = f"what if: {src} would lose {len(change.remove)} SPN(s)"
+            change.message = f"what if: {src} would lose {count(len(change.remove), 'SPN')}"
         else:
             _write(session, dc, change)
-            change.message = f"{src}: removed {len(change.remove)} SPN(s)"
+            change.message = f"{src}: removed {count(len(change.remove), 'SPN')}"
         changes.append(change)
     changed = any(c.changed for c in changes)
     warnings = [REPLICATION_NOTE] if changed and not what_if else []
-    message = (f"what if: {sum(len(c.changes) for c in changes)} change(s); nothing changed" if what_if and changed
+    message = (f"what if: {count(sum(len(c.changes) for c in changes), 'change')}; nothing changed" if what_if and changed
                else "delegation revoked" if changed else "already so: nothing to change")
     return DelegationResult(what_if=what_if, sources=changes, warnings=warnings, message=message)
 

@@ -23,8 +23,10 @@ from hvauto.errors import HostOutcome, HostsFailedError, HvautoError, PreflightE
 from hvauto.ops import ad as ad_ops
 from hvauto.ops import migrate as mig
 from hvauto.ops import vms as vm_ops
-from hvauto.results import Change
+from hvauto.ops.migrate import steps as mig_steps
+from hvauto.results import Change, count
 from hvauto.session import Session
+from hvauto.steps import Step, ph
 
 
 @dataclass
@@ -88,7 +90,7 @@ class EvacuateResult:
         failed = self.failures()
         if failed:
             exc = HostsFailedError({v.vm: HostOutcome(v.vm, v.error is None, v.error) for v in self.vms})
-            exc.message = (f"{self.host}: {len(failed)} of {len(self.vms)} VM(s) not moved: "
+            exc.message = (f"{self.host}: {len(failed)} of {count(len(self.vms), 'VM')} not moved: "
                            + "; ".join(f"{v.vm} ({v.status}: {v.detail})" for v in self.vms if v.error is not None))
             raise exc
         if self.blocking:
@@ -207,18 +209,11 @@ def place(vms: list[vm_ops.VM], caps: list[Capacity]) -> list[tuple[vm_ops.VM, C
     return out
 
 
-def evacuate(
-    session: Session,
-    *,
-    host: str,
-    to: list[str] | None = None,
-    max_parallel: int | None = None,
-    what_if: bool = False,
-    on_progress: mig.ProgressFn | None = None,
-    poll_interval: float = 1.0,
-    on_outcome: Callable[[VMOutcome], None] | None = None,
-) -> EvacuateResult:
-    """``hvauto evacuate HOST``: every VM off HOST; one VM's failure does not stop the others."""
+#: ``migrate_dest_preflight`` for a host's capacity and limits only (no VM, no path).
+CAPACITY = mig_steps.dest_preflight_params("", "", None)
+
+
+def _validate(session: Session, host: str, to: list[str] | None, max_parallel: int | None) -> tuple[str, list[str]]:
     problems: list[str] = []
     hyperv = session.inventory.with_role("hyperv")
     try:
@@ -246,12 +241,49 @@ def evacuate(
         problems.append("--max-parallel must be at least 1")
     if problems:
         raise ValidationError(problems)
+    return host, targets
+
+
+def evacuate_steps(session: Session, *, host: str, to: list[str] | None = None,
+                   max_parallel: int | None = None) -> list[Step]:
+    """``evacuate --render``: the reads that place the VMs, then each destination's move steps for a placed VM."""
+    host, targets = _validate(session, host, to, max_parallel)
+    steps = [Step(host, "vm_list", vm_ops.list_params([]), "read the VMs to move")]
+    steps += [Step(t, "migrate_dest_preflight", CAPACITY, "read the destination's free memory, space and "
+                   "migration limits") for t in targets]
+    ad_host = ad_ops.ad_host(session)
+    if ad_host is not None:
+        steps.append(Step(ad_host, "ad_computer_get", ad_ops.computer_params([host]),
+                          f"read {host}'s delegation in Active Directory"))
+    steps.append(Step(host, "migrate_dest_preflight", CAPACITY, "read the source's migration limits"))
+    for t in targets:
+        vm = ph(f"VM placed on {t}")
+        for s in mig_steps.move_steps(session, vm=vm, dest=t, source=host):
+            steps.append(Step(s.host, s.template, s.params, s.purpose, repeat=s.repeat,
+                              when=f"for each VM placed on {t} (a live move when all its disks are on shares)"
+                              + (f", {s.when}" if s.when else "")))
+    return steps
+
+
+def evacuate(
+    session: Session,
+    *,
+    host: str,
+    to: list[str] | None = None,
+    max_parallel: int | None = None,
+    what_if: bool = False,
+    on_progress: mig.ProgressFn | None = None,
+    poll_interval: float = 1.0,
+    on_outcome: Callable[[VMOutcome], None] | None = None,
+) -> EvacuateResult:
+    """``hvauto evacuate HOST``: every VM off HOST; one VM's failure does not stop the others."""
+    host, targets = _validate(session, host, to, max_parallel)
 
     ad_host = ad_ops.ad_host(session)
     reads: dict[str, Callable[[], Any]] = {host: lambda: vm_ops.list_on(session, host)}
 
     def capacity_of(target: str) -> Callable[[], Any]:
-        return lambda: session.run(target, "migrate_dest_preflight", {"Name": "", "VmId": "", "Path": ""}).data
+        return lambda: session.run(target, "migrate_dest_preflight", CAPACITY).data
 
     for t in targets:
         reads[t] = capacity_of(t)
@@ -263,7 +295,7 @@ def evacuate(
     vms: list[vm_ops.VM] = values[host]
     comp = values[session.host(ad_host).name].get(host.lower()) if ad_host is not None else None
     source_os = session.os_version(host)
-    src_facts = session.run(host, "migrate_dest_preflight", {"Name": "", "VmId": "", "Path": ""}).data
+    src_facts = session.run(host, "migrate_dest_preflight", CAPACITY).data
     src_limit = min(int(src_facts["migration"]["max_vm_migrations"]), int(src_facts["migration"]["max_storage_migrations"]))
     caps = [_capacity(t, values[t], host, comp, source_os, session.host(t).fqdn) for t in targets]
     result = EvacuateResult(host=host, targets=targets, what_if=what_if, max_parallel=max_parallel,

@@ -18,6 +18,7 @@ from hvauto.ops import hosts_to_change
 from hvauto.ops.hosts import MigrationSettings, facts
 from hvauto.results import Change, HostResult, Report
 from hvauto.session import Session
+from hvauto.steps import Step, ph
 
 AUTH = {"kerberos": "Kerberos", "credssp": "CredSSP"}
 PERFORMANCE = {"tcpip": "TCPIP", "compression": "Compression", "smb": "SMB"}
@@ -70,6 +71,63 @@ def _check_options(enable: bool | None, auth: str | None, networks: list[str] | 
     return problems
 
 
+def _prepare(session: Session, host: str | list[str], enable: bool | None, auth: str | None,
+             networks: list[str] | None, use_any_network: bool, performance: str | None, max_vm: int | None,
+             max_storage: int | None) -> tuple[list[str], str | None, str | None, list[str] | None]:
+    """Every input problem, and the refusals the inventory's OS versions already decide: before any remote call."""
+    bad = _check_options(enable, auth, networks, use_any_network, performance, max_vm, max_storage)
+    if bad:
+        raise ValidationError(bad, what="migration settings")
+    targets = hosts_to_change(session.inventory, [host] if isinstance(host, str) else list(host))
+    want_auth = AUTH[auth.lower()] if auth else None
+    want_perf = PERFORMANCE[performance.lower()] if performance else None
+    want_nets = [str(ipaddress.ip_network(n, strict=False)) for n in networks] if networks is not None else None
+    early: list[Problem] = []
+    for h in targets:
+        known = session.known_version(h)
+        if known is not None:
+            early += _version_problems(h, known, want_auth, want_perf)
+    if early:
+        raise PreflightError(early, what="host migration")
+    return targets, want_auth, want_perf, want_nets
+
+
+def migration_steps(session: Session, *, host: str | list[str], enable: bool | None = None, auth: str | None = None,
+                    networks: list[str] | None = None, use_any_network: bool = False, performance: str | None = None,
+                    max_vm: int | None = None, max_storage: int | None = None) -> list[Step]:
+    """``host migration --render``: per host, the read and the change with every setting given.
+
+    The real run sends only the settings that differ from what ``host_facts`` reads (none: no change step).
+    """
+    targets, want_auth, want_perf, want_nets = _prepare(session, host, enable, auth, networks, use_any_network,
+                                                        performance, max_vm, max_storage)
+    params: dict[str, Any] = {}
+    if enable is not None:
+        params["Enable" if enable else "Disable"] = True
+    if want_auth:
+        params["AuthType"] = want_auth
+    if want_nets is not None:
+        params["AddNetwork"] = want_nets
+        params["RemoveNetwork"] = [ph("migration networks not in --networks")]
+        params["UseAnyNetwork"] = False
+    if use_any_network:
+        params["UseAnyNetwork"] = True
+    if want_perf:
+        params["PerformanceOption"] = want_perf
+    if max_vm is not None:
+        params["MaxVmMigrations"] = max_vm
+    if max_storage is not None:
+        params["MaxStorageMigrations"] = max_storage
+    steps = []
+    for h in targets:
+        steps.append(Step(h, "host_facts", {}, "read the host's OS and live-migration settings"))
+        if params:
+            steps.append(Step(h, "host_migration_set", params, "set the live-migration settings (Set-VMHost, "
+                              "Add/Remove-VMMigrationNetwork), then read them back",
+                              when="for the settings that differ from what host_facts read; no step when none do"))
+    return steps
+
+
 def migration(
     session: Session,
     *,
@@ -89,23 +147,8 @@ def migration(
     A failed host fails the call (HostsFailedError) unless ``raise_failures`` is false: then its error
     is in its ``report.hosts`` entry and ``report.raise_if_failed()`` raises once the caller has shown the rest.
     """
-    bad = _check_options(enable, auth, networks, use_any_network, performance, max_vm, max_storage)
-    if bad:
-        raise ValidationError(bad, what="migration settings")
-    targets = hosts_to_change(session.inventory, [host] if isinstance(host, str) else list(host))
-    want_auth = AUTH[auth.lower()] if auth else None
-    want_perf = PERFORMANCE[performance.lower()] if performance else None
-    want_nets = [str(ipaddress.ip_network(n, strict=False)) for n in networks] if networks is not None else None
-
-    # Refusals that the inventory's OS versions already decide: before any remote call.
-    early: list[Problem] = []
-    for h in targets:
-        known = session.known_version(h)
-        if known is not None:
-            early += _version_problems(h, known, want_auth, want_perf)
-    if early:
-        raise PreflightError(early, what="host migration")
-
+    targets, want_auth, want_perf, want_nets = _prepare(session, host, enable, auth, networks, use_any_network,
+                                                        performance, max_vm, max_storage)
     report = MigrationReport(what_if=what_if)
 
     def one(h: str) -> HostMigration:

@@ -19,7 +19,8 @@ from hvauto.errors import (
     VerifyError,
 )
 from hvauto.ops import migrate as mig
-from hvauto.results import Change
+from hvauto.ops.migrate.steps import storage_start_params, vm_params
+from hvauto.results import Change, count
 from hvauto.session import Session
 
 
@@ -39,11 +40,11 @@ class StorageMoveResult:
     resumed: bool = False
 
 
-def _start(session: Session, loc: mig.Located, path: str, *, poll_interval: float) -> str:
-    """Start the move; the job's instance id ('' when the answer was lost and the job was found by looking)."""
+def _start(session: Session, loc: mig.Located, path: str, *, poll_interval: float) -> tuple[str, bool]:
+    """Start the move: the job's instance id, and whether its start's answer was lost (the job found by looking)."""
     try:
-        start = session.run(loc.host, "storage_move_start", {"VmId": loc.vm.id, "DestinationStoragePath": path}).data
-        return str((start.get("job") or {}).get("instance_id") or "")
+        start = session.run(loc.host, "storage_move_start", storage_start_params(loc.vm.id, path)).data
+        return str((start.get("job") or {}).get("instance_id") or ""), False
     except TransportError as exc:
         if not exc.sent:
             raise
@@ -51,7 +52,7 @@ def _start(session: Session, loc: mig.Located, path: str, *, poll_interval: floa
     # The answer was lost after the request went out: look for what started, never send it twice.
     for attempt in range(3):
         try:
-            status = mig.patiently(lambda: session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data)
+            status = mig.patiently(lambda: session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data)
         except TransportError as again:
             raise OutcomeUnknown(f"{loc.host}: the answer to the storage move of {loc.vm.name} was lost, and the "
                                  f"host cannot be asked what happened ({again.message})",
@@ -59,7 +60,7 @@ def _start(session: Session, loc: mig.Located, path: str, *, poll_interval: floa
         job = mig.pick_job(list(status.get("jobs") or []))
         there = status.get("vm") or {}
         if job is not None or (there and all(mig._under(d, path) for d in there.get("disks") or [])):
-            return str(job["instance_id"]) if job else ""
+            return (str(job["instance_id"]) if job else ""), True
         if attempt < 2:
             time.sleep(poll_interval)
     raise OutcomeUnknown(f"{loc.host}: the answer to the storage move of {loc.vm.name} was lost; no move of its "
@@ -73,14 +74,15 @@ def find_out(vm: str) -> list[str]:
     return [f"hvauto migrate --watch {vm}", f"hvauto migrate --cancel {vm}", "hvauto vm list"]
 
 
+def check_path(path: str) -> None:
+    if not mig.is_windows_path(path):
+        raise ValidationError([f"{path!r} is not an absolute Windows path (D:\\VMs\\vm01 or \\\\server\\share\\vm01)"])
+
+
 def move(session: Session, *, vm: str, path: str, host: str | None = None, what_if: bool = False,
          on_progress: mig.ProgressFn | None = None, poll_interval: float = 1.0) -> StorageMoveResult:
     """``hvauto storage move VM PATH``: every file of the VM under PATH, on the same host."""
-    problems = []
-    if not mig.is_windows_path(path):
-        problems.append(f"{path!r} is not an absolute Windows path (D:\\VMs\\vm01 or \\\\server\\share\\vm01)")
-    if problems:
-        raise ValidationError(problems)
+    check_path(path)
     mig.validate(session, vm=vm, dest=None, source=host, storage_path=path, poll_interval=poll_interval)
     loc = mig.locate_one(session, vm, hosts=[session.host(host).name] if host else None)
     disks = [d.path for d in loc.vm.disks]
@@ -89,16 +91,16 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
                             bytes_moved=bytes_total)
     if disks and all(mig._under(d, path) for d in disks):
         return res
-    res.plan = [f"MigrateVirtualSystemToHost (Storage) {loc.vm.name} on {loc.host}: {len(disks)} disk(s), "
+    res.plan = [f"MigrateVirtualSystemToHost (Storage) {loc.vm.name} on {loc.host}: {count(len(disks), 'disk')}, "
                 f"{bytes_total / 1024**3:.1f} GiB, to {path}"]
-    res.changes = [Change("move storage", f"VM {loc.vm.name}", f"{len(disks)} disk(s) on {loc.host} to {path}")]
+    res.changes = [Change("move storage", f"VM {loc.vm.name}", f"{count(len(disks), 'disk')} on {loc.host} to {path}")]
     if what_if:
         res.changed = True
         return res
     started = time.monotonic()
     # Inspect before acting: a move of this VM already running (a run killed mid-step and resumed, another
     # operator) is watched, never started a second time (Hyper-V would refuse it as ResourceBusy).
-    status = session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data
+    status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
     running = [j for j in mig.moves(list(status.get("jobs") or [])) if int(j["job_state"]) in mig.ACTIVE_STATES]
     if running:
         job = running[0]
@@ -111,8 +113,7 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
         instance_id = str(job["instance_id"])
         res.resumed = True
     else:
-        instance_id = _start(session, loc, path, poll_interval=poll_interval)
-        res.resumed = not instance_id
+        instance_id, res.resumed = _start(session, loc, path, poll_interval=poll_interval)
     final = mig.watch(session, source=loc.host, vm=loc.vm.name, vm_id=loc.vm.id, dest=loc.host,
                       instance_id=instance_id, bytes_total=bytes_total, on_progress=on_progress,
                       poll_interval=poll_interval)
@@ -120,7 +121,7 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
         rec = ErrorRecord(message=str(final.get("error_description") or "the storage move failed"),
                           fqid=f"MigrationJob{mig.JOB_STATE_NAMES.get(int(final['job_state']))}")
         raise RemoteScriptError(loc.host, "migrate_status", [rec], hint=f"{loc.vm.name}'s files stay where they were")
-    status = session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data
+    status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
     there = status.get("vm") or {}
     outside = [d for d in there.get("disks") or [] if not mig._under(d, path)]
     if not there or outside:

@@ -14,6 +14,7 @@ from hvauto.errors import PreflightError, Problem, UsageError, ValidationError
 from hvauto.ops import host_to_change
 from hvauto.results import Change, HostResult
 from hvauto.session import GroupResult, Session
+from hvauto.steps import Step, ph
 
 TYPES = {"external": "External", "internal": "Internal", "private": "Private"}
 MODES = {"absolute": "Absolute", "weight": "Weight", "none": "None", "default": "Default"}
@@ -52,6 +53,10 @@ def list_on(session: Session, host: str) -> list[Switch]:
     return [Switch.from_result(session.host(host).name, s) for s in data["switches"]]
 
 
+def list_steps(session: Session, hosts: list[str]) -> list[Step]:
+    return [Step(session.host(h).name, "switch_list", {}, "read the host's virtual switches") for h in hosts]
+
+
 def list_many(session: Session, hosts: list[str]) -> GroupResult:
     return session.fan_out(hosts, lambda h: list_on(session, h))
 
@@ -88,6 +93,35 @@ def create_params(*, name: str, type: str = "external", adapter: list[str] | Non
     return params
 
 
+def _check_sets(cfg_name: str, version: str | None, adapters: list[str]) -> None:
+    if len(adapters) > 1 and version is not None and not versions.at_least(version, "2016"):
+        raise UsageError(f"{cfg_name} runs {versions.label(version)}: several adapters under one switch need Switch "
+                         "Embedded Teaming (2016+); use `hvauto fabric apply` with an LBFO team spec")
+
+
+def create_steps(session: Session, *, host: str, name: str, type: str = "external", adapter: list[str] | None = None,
+                 management_os: bool = True, bandwidth_mode: str = "absolute") -> list[Step]:
+    """``switch create --render``: the read, then the create (taken only when no such switch exists)."""
+    params = create_params(name=name, type=type, adapter=adapter, management_os=management_os,
+                           bandwidth_mode=bandwidth_mode)
+    cfg = host_to_change(session.inventory, host)
+    _check_sets(cfg.name, session.known_version(cfg.name), list(adapter or []))
+    return [Step(cfg.name, "switch_list", {}, "read the host's switches"),
+            Step(cfg.name, "switch_create", params, f"create switch {name}",
+                 when=f"when the host has no switch named {name}")]
+
+
+def remove_steps(session: Session, *, host: str, name: str) -> list[Step]:
+    """``switch remove --render``: the read (VMs attached, management path), then the removal."""
+    if not name.strip():
+        raise ValidationError(["NAME: the switch name is empty"], what="switch")
+    cfg = host_to_change(session.inventory, host)
+    return [Step(cfg.name, "fabric_get", {}, "read switches, host vNICs, addresses and attached VMs"),
+            Step(cfg.name, "switch_remove", {"Name": ph(f"name of switch {name} as the host spells it")},
+                 f"remove switch {name}", when="when it exists, no VM is attached (or --force) and it is not "
+                 "the only management path")]
+
+
 def create(session: Session, *, host: str, name: str, type: str = "external", adapter: list[str] | None = None,
            management_os: bool = True, bandwidth_mode: str = "absolute", what_if: bool = False) -> SwitchChange:
     """Create a switch unless one of that name and type exists (then say so; change nothing)."""
@@ -95,20 +129,14 @@ def create(session: Session, *, host: str, name: str, type: str = "external", ad
     _check_create(name, type, adapters, bandwidth_mode)
     cfg = host_to_change(session.inventory, host)
     kind = TYPES[type.lower()]
-    known = session.known_version(cfg.name)
-    if len(adapters) > 1 and known is not None and not versions.at_least(known, "2016"):
-        raise UsageError(f"{cfg.name} runs {versions.label(known)}: several adapters under one switch need Switch "
-                         "Embedded Teaming (2016+); use `hvauto fabric apply` with an LBFO team spec")
+    _check_sets(cfg.name, session.known_version(cfg.name), adapters)
     existing = next((s for s in list_on(session, cfg.name) if s.name.lower() == name.lower()), None)
     if existing is not None:
         if existing.type != kind:
             raise UsageError(f"{cfg.name}: switch {existing.name!r} exists as {existing.type}, not {kind}; "
                              "remove it first or use `hvauto fabric apply`")
         return SwitchChange(cfg.name, name=existing.name, message=f"switch {existing.name} already exists")
-    version = session.os_version(cfg.name)
-    if len(adapters) > 1 and not versions.at_least(version, "2016"):
-        raise UsageError(f"{cfg.name} runs {versions.label(version)}: several adapters under one switch need Switch "
-                         "Embedded Teaming (2016+); use `hvauto fabric apply` with an LBFO team spec")
+    _check_sets(cfg.name, session.os_version(cfg.name), adapters)
     what = f"{kind} switch {name}" + (f" on {', '.join(adapters)}" if adapters else "")
     changes = [Change("create", f"switch {name}", f"{kind}" + (f" on {', '.join(adapters)}" if adapters else ""))]
     if what_if:

@@ -7,6 +7,7 @@ never import pypsrp, pywinrm or requests.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from hvauto.credentials import Credentials
 from hvauto.errors import ConfigError
@@ -23,6 +24,22 @@ BACKENDS: dict[str, str] = {
 }
 
 
+#: transport name -> "module:function" taking a HostConfig and returning the stages of reaching it
+#: (:class:`hvauto.remote.probe.Stage`), before any script runs (``hvauto doctor``).
+PROBES: dict[str, str] = {
+    "psrp": "hvauto.remote.probe:probe_network",
+    "winrm": "hvauto.remote.probe:probe_network",
+    "lab": "hvauto.lab.transport:probe",
+}
+
+
+def probe_host(cfg: HostConfig) -> list[Any]:
+    """How far the host can be reached: name, port, TLS (each back-end probes in its own way)."""
+    module_name, _, func = PROBES[cfg.transport].partition(":")
+    stages: list[Any] = getattr(importlib.import_module(module_name), func)(cfg)
+    return stages
+
+
 def open_transport(cfg: HostConfig, creds: Credentials) -> Transport:
     try:
         target = BACKENDS[cfg.transport]
@@ -34,4 +51,4 @@ def open_transport(cfg: HostConfig, creds: Credentials) -> Transport:
     return transport
 
 
-__all__ = ["BACKENDS", "Progress", "ProgressCallback", "Result", "Script", "Transport", "open_transport"]
+__all__ = ["BACKENDS", "PROBES", "probe_host", "Progress", "ProgressCallback", "Result", "Script", "Transport", "open_transport"]

@@ -185,6 +185,20 @@ def _shell_not_found(exc: BaseException) -> bool:
     return isinstance(exc, WSManFaultError) and fault_code(exc.code) == FAULT_SHELL_NOT_FOUND
 
 
+def _read_environment_once(wsman: WSMan) -> None:
+    """Read the proxy and CA-bundle environment once for this host, not on every request.
+
+    pypsrp builds its requests session from the environment (``HTTPS_PROXY``, ``NO_PROXY``,
+    ``REQUESTS_CA_BUNDLE``) and then leaves ``trust_env`` on, so requests scans the whole
+    environment again for every WS-Management request (about 3 ms a host for a one-step
+    command). The session is built here, with the same settings, and then stops looking.
+    """
+    http = wsman.transport
+    if http.session is None:
+        http.session = http._build_session()
+    http.session.trust_env = False
+
+
 class PSRPTransport:
     """One host over PSRP. Not thread-safe: the session runs one step at a time per host."""
 
@@ -206,7 +220,7 @@ class PSRPTransport:
         if cfg.auth == "basic" and not cfg.tls and encryption == "auto":
             encryption = "never"
         try:
-            return WSMan(
+            wsman = WSMan(
                 server=cfg.address or cfg.name,
                 port=cfg.effective_port,
                 path=cfg.path,
@@ -221,9 +235,11 @@ class PSRPTransport:
                 operation_timeout=math.ceil(cfg.operation_timeout),
                 encryption=encryption,
             )
+            _read_environment_once(wsman)
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"{cfg.name}: pypsrp cannot use these connection settings: {exc}",
                               key=f"hosts.{cfg.name}") from None
+        return wsman
 
     def _ensure_pool(self) -> RunspacePool:
         if self._pool is not None and time.monotonic() - self._last_used < PROBE_AFTER_IDLE:

@@ -9,6 +9,8 @@ step whose answer was lost must be re-inspected by its operation, not sent again
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -36,16 +38,27 @@ NO_RETRY = RetryPolicy(attempts=1)
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, idempotent: bool, what: str = "") -> T:
     if policy.attempts <= 1:
         return fn()
-    import tenacity  # imported here: not needed on the CLI's start-up path
+    # The first attempt needs no retry machinery: tenacity is imported only once one has failed
+    # in a way worth retrying (it costs ~25 ms of start-up on every command otherwise).
+    try:
+        return fn()
+    except Exception as exc:
+        if not policy.may_retry(exc, idempotent=idempotent):
+            raise
+        log.warning("%s: attempt 1 failed (%s); retrying", what, exc)
+    import tenacity
 
     def _log(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s: attempt %d failed (%s); retrying", what, state.attempt_number, exc)
+        log.warning("%s: attempt %d failed (%s); retrying", what, state.attempt_number + 1, exc)
 
+    # Exponential backoff plus random jitter, so that many clients do not retry in step. Attempt n
+    # (from 1) that fails waits initial * 2**(n-1), at most maximum; tenacity counts from the second
+    # attempt here, so the first wait is paid before it and its multiplier is doubled.
+    time.sleep(min(policy.initial, policy.maximum) + random.uniform(0, policy.jitter))
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(policy.attempts),
-        # Exponential backoff plus random jitter, so that many clients do not retry in step.
-        wait=tenacity.wait_exponential(multiplier=policy.initial, max=policy.maximum)
+        stop=tenacity.stop_after_attempt(policy.attempts - 1),
+        wait=tenacity.wait_exponential(multiplier=policy.initial * 2, max=policy.maximum)
         + tenacity.wait_random(0, policy.jitter),
         retry=tenacity.retry_if_exception(lambda e: policy.may_retry(e, idempotent=idempotent)),
         before_sleep=_log,

@@ -18,12 +18,14 @@ live-migration networks. The flow, per host:
    checks that nothing is left to change.
 """
 
-from hvauto.ops.fabric.group import FabricReport, apply, plan
+from hvauto.ops.fabric.group import FabricReport, apply, apply_steps, plan, plan_steps
 from hvauto.ops.fabric.hostplan import APPLY_ORDER, HostPlan, compute_plan
 from hvauto.ops.fabric.rules import LBFO_2022
 from hvauto.ops.fabric.spec import ROLES_FIRST, SCHEMA, FabricSpec, HostSpec, VnicSpec, load_spec
 
 __all__ = [
+    'apply_steps',
+    'plan_steps',
     'SCHEMA',
     'ROLES_FIRST',
     'VnicSpec',

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hvauto import versions
 from hvauto.errors import OutcomeUnknown, PreflightError, Problem, TransportError, VerifyError
 from hvauto.ops import hosts_to_change
 from hvauto.ops.fabric.hostplan import HostPlan, compute_plan
 from hvauto.ops.fabric.spec import FabricSpec, load_spec
 from hvauto.results import Report
 from hvauto.session import Session
+from hvauto.steps import Step
 
 
 @dataclass
@@ -37,8 +39,9 @@ def _switch_name_problems(states: dict[str, dict[str, Any]], spec: FabricSpec) -
             if missing:
                 out.append(Problem(
                     check="switch-names", host=host, blocking=False, source="hvauto", message_id=33012,
-                    message=f"VMs on {host} use switch {name!r}, which {', '.join(missing)} lack(s): a live migration "
-                            "there fails with Compare-VM 33012 (\"Could not find Ethernet switch\")",
+                    message=f"VMs on {host} use switch {name!r}, which {' and '.join(missing)} "
+                            f"{'lacks' if len(missing) == 1 else 'lack'}: a live migration there fails with the "
+                            "host's check 33012 (\"Could not find Ethernet switch\")",
                     fix=f"give the VM switch the same name on every host of the group (rename on {', '.join(missing)})"))
     return out
 
@@ -81,6 +84,45 @@ def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bo
 
 def find_out(host: str, spec: object) -> list[str]:
     return [f"hvauto fabric plan {host} --spec {spec}"]
+
+
+def baseline_state(fabric: FabricSpec, host: str) -> dict[str, Any]:
+    """A host as first built, for ``--render``: the spec's adapters present, up and free; no team, switch or vNIC."""
+    names = [*fabric.adapters_for(host), *fabric.iscsi_for(host)]
+    return {"adapters": [{"name": a, "description": "", "driver": "", "link_speed_bps": 0, "mac": "", "status": "Up",
+                          "addresses": [], "gateway": None} for a in dict.fromkeys(names)],
+            "teams": [], "switches": [], "vnics": [], "vm_adapters": []}
+
+
+def plan_steps(session: Session, *, host: str | list[str], spec: str | Path) -> list[Step]:
+    """``fabric plan --render``: the one read per host (the spec is validated first, as the real run does)."""
+    targets = _targets(session, host)
+    load_spec(spec, hosts=targets)
+    return [Step(h, "fabric_get", {}, "read adapters, teams, switches, host vNICs and migration networks")
+            for h in targets]
+
+
+def apply_steps(session: Session, *, host: str | list[str], spec: str | Path, force: bool = False) -> list[Step]:
+    """``fabric apply --render``: per host the read, the apply and the verifying read.
+
+    The apply step is rendered with the plan for a host as first built (:func:`baseline_state`);
+    the real run sends the plan computed from what ``fabric_get`` reads: only what differs.
+    """
+    targets = hosts_to_change(session.inventory, [host] if isinstance(host, str) else list(host))
+    fabric = load_spec(spec, hosts=targets)
+    steps = []
+    for h in targets:
+        version = session.known_version(h) or versions.OLDEST
+        hp = compute_plan(fabric, h, version, baseline_state(fabric, h), force=force)
+        steps += [
+            Step(h, "fabric_get", {}, "read adapters, teams, switches, host vNICs and migration networks"),
+            Step(h, "fabric_apply", hp.params, "apply the plan in a safe order (management vNIC up before any old "
+                 "path goes)", when="when no host has a blocking problem and this host differs from the spec; "
+                 "rendered as for a host with the spec's adapters and nothing else, the real run sends only what "
+                 "differs"),
+            Step(h, "fabric_get", {}, "verify: the host now matches the spec", when="after the apply"),
+        ]
+    return steps
 
 
 def apply(session: Session, *, host: str | list[str], spec: str | Path, force: bool = False,

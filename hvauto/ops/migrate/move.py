@@ -39,6 +39,13 @@ from hvauto.ops.migrate.model import (
     StartedMove,
 )
 from hvauto.ops.migrate.preflight import _gib, preflight
+from hvauto.ops.migrate.steps import (
+    cluster_start_params,
+    default_storage_path,
+    dest_preflight_params,
+    start_params,
+    vm_params,
+)
 from hvauto.ops.migrate.watch import moves, patiently, pick_job, watch
 from hvauto.results import Change
 from hvauto.session import Session
@@ -46,7 +53,7 @@ from hvauto.session import Session
 
 def cleanup_planned(session: Session, hosts: list[str], vm_id: str) -> list[str]:
     """Remove a planned VM of ``vm_id`` from each host that has one; the hosts it was removed from."""
-    group = session.fan_out(hosts, lambda h: session.run(h, "migrate_cleanup", {"VmId": vm_id}).data)
+    group = session.fan_out(hosts, lambda h: session.run(h, "migrate_cleanup", vm_params(vm_id)).data)
     group.raise_if_failed()
     return [h for h, d in group.values().items() if d.get("removed")]
 
@@ -67,7 +74,7 @@ def _look_for_started(session: Session, *, src_host: str, vm: str, vm_id: str, d
     """
     for attempt in range(looks):
         try:
-            status = patiently(lambda: session.run(src_host, "migrate_status", {"VmId": vm_id}).data)
+            status = patiently(lambda: session.run(src_host, "migrate_status", vm_params(vm_id)).data)
         except TransportError as exc:
             raise OutcomeUnknown(
                 f"{src_host}: the answer to the start of the move of {vm} was lost ({lost.message}), and the "
@@ -136,8 +143,8 @@ def migrate(
     if mode == SHARED_NOTHING and not storage_path:
         # Move-VM needs a path: the destination's default VM folder, in a folder of the VM's own. That answer
         # (probed at the default folder: the same drive) is the destination's preflight; it is not asked twice.
-        dst_facts = session.run(dest, "migrate_dest_preflight", {"Name": vm_name, "VmId": vm_id, "Path": ""}).data
-        storage_path = ntpath.join(str(dst_facts["vm_path"]), vm_name)
+        dst_facts = session.run(dest, "migrate_dest_preflight", dest_preflight_params(vm_name, vm_id, None)).data
+        storage_path = default_storage_path(str(dst_facts["vm_path"]), vm_name)
     pre = preflight(session, vm=vm_name, vm_id=vm_id, source=src_host, dest=dest, storage_path=storage_path, mode=mode,
                     dest_facts=dst_facts)
     vmd = pre.vm or {}
@@ -188,14 +195,12 @@ def migrate(
     else:
         try:
             if clustered:
-                start = session.run(src_host, "migrate_cluster_start", {"VmId": vm_id, "Node": dest}).data
+                start = session.run(src_host, "migrate_cluster_start", cluster_start_params(vm_id, dest)).data
                 job = pick_job(list(start.get("jobs") or []))
             else:
-                start = session.run(src_host, "migrate_start", {
-                    "VmId": vm_id, "DestinationHost": session.host(dest).fqdn,
-                    "ListenerAddress": [str(a) for a in pre.dest.get("listener_addresses") or []],
-                    "DestinationStoragePath": storage_path if mode == SHARED_NOTHING else "",
-                    "IncludeStorage": mode == SHARED_NOTHING}).data
+                start = session.run(src_host, "migrate_start", start_params(
+                    vm_id, session.host(dest).fqdn, list(pre.dest.get("listener_addresses") or []), storage_path,
+                    mode)).data
                 job = start.get("job")
             instance_id = str(job["instance_id"]) if job else ""
         except TransportError as exc:
@@ -233,8 +238,8 @@ def verify(session: Session, *, vm: str, vm_id: str, source: str, dest: str, sta
            storage_path: str | None) -> list[str]:
     """The VM is on the destination, in its prior state, its disks under the path, and gone from the source."""
     reads: dict[str, Callable[[], Any]] = {
-        dest: lambda: patiently(lambda: session.run(dest, "migrate_status", {"VmId": vm_id}).data),
-        source: lambda: patiently(lambda: session.run(source, "migrate_status", {"VmId": vm_id}).data),
+        dest: lambda: patiently(lambda: session.run(dest, "migrate_status", vm_params(vm_id)).data),
+        source: lambda: patiently(lambda: session.run(source, "migrate_status", vm_params(vm_id)).data),
     }
     group = session.fan_out(list(reads), lambda h: reads[session.host(h).name]())
     group.raise_if_failed()
@@ -268,11 +273,11 @@ def cancel(session: Session, *, vm: str, source: str | None = None, what_if: boo
     others = [h for h in session.inventory.with_role("hyperv") if h.lower() != loc.host.lower()]
     out = CancelResult(vm=loc.vm.name, source=loc.host, changed=False, what_if=what_if)
     if what_if:
-        status = session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data
+        status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
         out.cancelled_jobs = [j["instance_id"] for j in moves(list(status.get("jobs") or []))
                               if int(j["job_state"]) in ACTIVE_STATES]
         return out
-    data = session.run(loc.host, "migrate_cancel", {"VmId": loc.vm.id}).data
+    data = session.run(loc.host, "migrate_cancel", vm_params(loc.vm.id)).data
     out.cancelled_jobs = list(data.get("cancelled") or [])
     out.refused_jobs = [f"{r['instance_id']}: RequestStateChange returned {r['return_value']} "
                         f"({hyperv.REQUEST_STATE_CHANGE_RESULTS.get(int(r['return_value']), 'undocumented')})"

@@ -20,6 +20,7 @@ from hvauto.errors import (
 )
 from hvauto.ops import ad as ad_ops
 from hvauto.ops.migrate.model import ACTIVE_STATES, HOST_CHECK, LIVE, MIN_OS_FOR_VERSION, MOVABLE_STATES, SHARED_NOTHING
+from hvauto.ops.migrate.steps import dest_preflight_params, source_preflight_params
 from hvauto.ops.migrate.watch import moves
 from hvauto.session import Session
 
@@ -179,16 +180,14 @@ def preflight(session: Session, *, vm: str, vm_id: str, source: str, dest: str, 
     """
     dest_cfg = session.host(dest)
     dest_given = dest_cfg.fqdn
-    include = mode == SHARED_NOTHING
     ad_host = ad_ops.ad_host(session)
     steps: dict[str, Callable[[], Any]] = {
-        source: lambda: session.run(source, "migrate_source_preflight", {
-            "Name": vm, "DestinationHost": dest_given, "DestinationStoragePath": storage_path or "",
-            "IncludeStorage": include}).data,
+        source: lambda: session.run(source, "migrate_source_preflight",
+                                    source_preflight_params(vm, dest_given, storage_path, mode)).data,
     }
     if dest_facts is None:
         steps[dest] = lambda: session.run(dest, "migrate_dest_preflight",
-                                          {"Name": vm, "VmId": vm_id, "Path": storage_path or ""}).data
+                                          dest_preflight_params(vm, vm_id, storage_path)).data
     if ad_host is not None:
         steps[ad_host] = lambda: ad_ops.get_computers(session, [source], ad_host=ad_host)
     group = session.fan_out(list(steps), lambda h: steps[session.host(h).name]())

@@ -12,6 +12,7 @@ from hvauto.errors import (
 )
 from hvauto.ops.migrate.locate import locate_one, validate
 from hvauto.ops.migrate.model import ACTIVE_STATES, JOB_STATE_NAMES, MoveProgress, ProgressFn
+from hvauto.ops.migrate.steps import vm_params
 from hvauto.session import Session
 
 
@@ -55,7 +56,7 @@ def watch(session: Session, *, source: str, vm: str, vm_id: str, dest: str, inst
         if should_stop is not None and should_stop():
             raise KeyboardInterrupt
         try:
-            status = session.run(source, "migrate_status", {"VmId": vm_id}).data
+            status = session.run(source, "migrate_status", vm_params(vm_id)).data
             lost = 0
         except TransportError as exc:
             if not exc.transient or lost >= max_lost_polls:
@@ -96,7 +97,7 @@ def watch_running(session: Session, *, vm: str, source: str | None = None, on_pr
     """``hvauto migrate --watch VM``: follow a move started earlier (by hvauto or anyone)."""
     validate(session, vm=vm, dest=None, source=source, storage_path=None, poll_interval=poll_interval)
     loc = locate_one(session, vm, hosts=[session.host(source).name] if source else None)
-    status = session.run(loc.host, "migrate_status", {"VmId": loc.vm.id}).data
+    status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
     job = pick_job(list(status.get("jobs") or []))
     if job is None:
         return None

@@ -123,9 +123,13 @@ class ShareState:
         return any(a.sid == sid and a.full_inherited for a in self.folder_acl)
 
 
+def share_get_params(name: str, path: str, accounts: Sequence[str]) -> dict[str, Any]:
+    return {"Name": name, "Path": path, "Account": list(accounts)}
+
+
 def read_share(session: Session, server: str, name: str, *, path: str = "",
                accounts: Sequence[str] = ()) -> ShareState:
-    data = session.run(server, "smb_share_get", {"Name": name, "Path": path, "Account": list(accounts)}).data
+    data = session.run(server, "smb_share_get", share_get_params(name, path, accounts)).data
     return ShareState.from_result(session.host(server).name, name, data)
 
 

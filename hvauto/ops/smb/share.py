@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hvauto import versions
 from hvauto.errors import (
     NotFoundError,
     OutcomeUnknown,
@@ -31,11 +32,14 @@ from hvauto.ops.smb.acl import (
     apply_params,
     plan_share,
     read_share,
+    share_get_params,
 )
 from hvauto.ops.smb.validate import EVERYONE, account_problems, expand_hosts, local_path_problems, qualify, share_name_problems
 from hvauto.ops.targets import check_domain_host, split_list
-from hvauto.results import Change
+from hvauto.render import Placeholder
+from hvauto.results import Change, count
 from hvauto.session import Session
+from hvauto.steps import Step, ph
 
 
 @dataclass
@@ -153,12 +157,12 @@ def _ensure(session: Session, *, name: str, server: str, path: str, wanted: list
         result.message = f"share {state.name} on {server} is already as asked: nothing to change"
         return result, state
     if what_if:
-        result.message = f"what if: {len(result.changes)} change(s) to share {state.name} on {server}; nothing changed"
+        result.message = f"what if: {count(len(result.changes), 'change')} to share {state.name} on {server}; nothing changed"
         return result, state
     state = _apply(session, server, state.name, real_path, plan, wanted, grantees,
                    continuously_available=continuously_available, encrypt_data=encrypt_data,
                    revoked=[a.sid for a in plan.share_revoke] + [a.sid for a in plan.folder_revoke])
-    result.message = f"share {state.name} on {server}: {len(result.changes)} change(s) made"
+    result.message = f"share {state.name} on {server}: {count(len(result.changes), 'change')} made"
     return result, state
 
 
@@ -179,11 +183,105 @@ def _check_ad_host(inv: Inventory, problems: list[str]) -> None:
                         "(add one, or pass --no-delegation)")
 
 
-def create(session: Session, *, name: str, server: str, path: str, hosts: Sequence[str], group: str | None = None,
-           admins: Sequence[str] = (), continuously_available: bool = False, encrypt: bool = False,
-           prune: bool = False, no_delegation: bool = False, what_if: bool = False) -> ShareResult:
-    """Create or reconcile a share for VM storage: Full on share and folder for hosts, clusters, group, admins."""
+def _sid(account: str) -> Placeholder:
+    return ph(f"SID of {account}")
+
+
+def _apply_step(session: Session, server: str, name: str, path: str, wanted: Sequence[Wanted], *,
+                create: bool, continuously_available: bool = False, encrypt: bool = False) -> Step:
+    """The apply step as for a server where the share (``create``) or the hosts' access is still missing."""
+    grantees = [Grantee(w.account, _sid(w.account), w.reason) for w in wanted]
+    known = session.known_version(server)
+    plan = SharePlan(create_folder=create, create_share=create, share_grant=grantees, folder_grant=grantees,
+                     use_path_acl=create and known is not None and versions.at_least(known, "2012r2"))
+    return Step(server, "smb_share_apply", apply_params(name, path or ph(f"path of share {name}"), plan,
+                                                       [w.account for w in wanted],
+                                                       continuously_available=continuously_available,
+                                                       encrypt_data=encrypt),
+                "create the folder and share and grant Full on both (by SID), then read the share back" if create
+                else "grant Full on share and folder (by SID), then read the share back",
+                when="when the share, its folder or an ACL differs from the ask; rendered as for "
+                + ("a server with no such share" if create else "a share none of these hosts may use yet")
+                + ", the real run sends only what differs")
+
+
+def _delegate_steps(session: Session, hosts: Sequence[HostConfig], server: str) -> list[Step]:
+    return delegation.pairs_steps(session, {cfg.name: [server] for cfg in hosts}, ["cifs"])
+
+
+def create_steps(session: Session, *, name: str, server: str, path: str, hosts: Sequence[str],
+                 group: str | None = None, admins: Sequence[str] = (), continuously_available: bool = False,
+                 encrypt: bool = False, prune: bool = False, no_delegation: bool = False) -> list[Step]:
+    """``smb share create --render``: validated as the real run; the read, the apply, the cifs delegation."""
     inv = session.inventory
+    fs, host_cfgs, wanted = _create_input(inv, name=name, server=server, path=path, hosts=hosts, group=group,
+                                          admins=admins, no_delegation=no_delegation)
+    steps = [Step(fs.name, "smb_share_get", share_get_params(name, path, [w.account for w in wanted]),
+                  "read the share, its folder, both ACLs and the accounts' SIDs")]
+    steps.append(_apply_step(session, fs.name, name, path, wanted, create=True,
+                             continuously_available=continuously_available, encrypt=encrypt))
+    if not no_delegation:
+        steps += _delegate_steps(session, host_cfgs, fs.name)
+    return steps
+
+
+def grant_steps(session: Session, *, name: str, server: str, hosts: Sequence[str],
+                no_delegation: bool = False) -> list[Step]:
+    fs, host_cfgs = _grant_input(session.inventory, name=name, server=server, hosts=hosts,
+                                 no_delegation=no_delegation)
+    wanted = _wanted(session.inventory, host_cfgs, None, [])
+    steps = [Step(fs.name, "smb_share_get", share_get_params(name, "", [w.account for w in wanted]),
+                  "read the share, its folder, both ACLs and the accounts' SIDs"),
+             _apply_step(session, fs.name, name, "", wanted, create=False)]
+    if not no_delegation:
+        steps += _delegate_steps(session, host_cfgs, fs.name)
+    return steps
+
+
+def revoke_steps(session: Session, *, name: str, server: str, hosts: Sequence[str]) -> list[Step]:
+    fs, wanted = _revoke_input(session.inventory, name=name, server=server, hosts=hosts)
+    accounts = [w.account for w in wanted]
+    sids = [_sid(a) for a in accounts]
+    plan = SharePlan(share_revoke=[ShareAce(a, s, "Allow", "Full") for a, s in zip(accounts, sids, strict=True)],
+                     folder_revoke=[FolderAce(a, s, "FullControl", "Allow", False, "", "")
+                                    for a, s in zip(accounts, sids, strict=True)])
+    return [Step(fs.name, "smb_share_get", share_get_params(name, "", accounts),
+                 "read the share, both ACLs and the accounts' SIDs"),
+            Step(fs.name, "smb_share_apply", apply_params(name, ph(f"path of share {name}"), plan, accounts),
+                 "remove the hosts' share access and explicit folder entries, then read the share back",
+                 when="for the entries the hosts have; no step when they have none")]
+
+
+def show_steps(session: Session, *, name: str, server: str) -> list[Step]:
+    inv = session.inventory
+    fs = _show_input(inv, name=name, server=server)
+    accounts = show_accounts(inv)
+    steps = [Step(fs.name, "smb_share_get", share_get_params(name, "", list(accounts.values())),
+                  "read the share, its folder, both ACLs and every Hyper-V host's SID")]
+    from hvauto.ops import ad
+
+    dc = ad.ad_host(session)
+    if dc is not None and accounts:
+        steps.append(Step(dc, "ad_computer_get", ad.computer_params(list(accounts)),
+                          f"read the hosts' delegation to cifs/{fs.name}"))
+    return steps
+
+
+def remove_steps(session: Session, *, name: str, server: str) -> list[Step]:
+    from hvauto.ops import vms
+
+    fs = _show_input(session.inventory, name=name, server=server, read=False)
+    return [Step(fs.name, "smb_share_get", share_get_params(name, "", []), "read the share and its open files"),
+            *[Step(s.host, s.template, s.params, "read the host's VMs: is a VM's file on the share?",
+                   when="when the share exists")
+              for s in vms.list_steps(session, session.inventory.with_role("hyperv"))],
+            Step(fs.name, "smb_share_remove", {"Name": ph(f"name of share {name} as the server spells it")},
+                 "remove the share (never the folder or its data)",
+                 when="when the share exists and no VM file is on it, or --force")]
+
+
+def _create_input(inv: Inventory, *, name: str, server: str, path: str, hosts: Sequence[str], group: str | None,
+                  admins: Sequence[str], no_delegation: bool) -> tuple[HostConfig, list[HostConfig], list[Wanted]]:
     problems: list[str] = []
     fs = _validate_common(inv, name, server, problems)
     problems += local_path_problems(path)
@@ -195,7 +293,46 @@ def create(session: Session, *, name: str, server: str, path: str, hosts: Sequen
         _check_ad_host(inv, problems)
     if problems or fs is None:
         raise ValidationError(problems)
-    wanted = _wanted(inv, host_cfgs, group, admin_list)
+    return fs, host_cfgs, _wanted(inv, host_cfgs, group, admin_list)
+
+
+def _grant_input(inv: Inventory, *, name: str, server: str, hosts: Sequence[str],
+                 no_delegation: bool) -> tuple[HostConfig, list[HostConfig]]:
+    problems: list[str] = []
+    fs = _validate_common(inv, name, server, problems)
+    host_cfgs = expand_hosts(inv, split_list(hosts), problems)
+    if not no_delegation:
+        _check_ad_host(inv, problems)
+    if problems or fs is None:
+        raise ValidationError(problems)
+    return fs, host_cfgs
+
+
+def _revoke_input(inv: Inventory, *, name: str, server: str, hosts: Sequence[str]) -> tuple[HostConfig, list[Wanted]]:
+    problems: list[str] = []
+    fs = _validate_common(inv, name, server, problems)
+    host_cfgs = expand_hosts(inv, split_list(hosts), problems)
+    if problems or fs is None:
+        raise ValidationError(problems)
+    return fs, [Wanted(f"{inv.netbios}\\{cfg.name}$", f"Hyper-V host {cfg.name}", cfg.name) for cfg in host_cfgs]
+
+
+def _show_input(inv: Inventory, *, name: str, server: str, read: bool = True) -> HostConfig:
+    if read:
+        inv.host(server)  # a read command: an unknown server is "not found" (exit 4)
+    problems: list[str] = []
+    fs = _validate_common(inv, name, server, problems)
+    if problems or fs is None:
+        raise ValidationError(problems)
+    return fs
+
+
+def create(session: Session, *, name: str, server: str, path: str, hosts: Sequence[str], group: str | None = None,
+           admins: Sequence[str] = (), continuously_available: bool = False, encrypt: bool = False,
+           prune: bool = False, no_delegation: bool = False, what_if: bool = False) -> ShareResult:
+    """Create or reconcile a share for VM storage: Full on share and folder for hosts, clusters, group, admins."""
+    fs, host_cfgs, wanted = _create_input(session.inventory, name=name, server=server, path=path, hosts=hosts,
+                                          group=group, admins=admins, no_delegation=no_delegation)
     result, _ = _ensure(session, name=name, server=fs.name, path=path, wanted=wanted, create=True, prune=prune,
                         continuously_available=continuously_available, encrypt_data=encrypt, what_if=what_if,
                         report_extras=True)
@@ -207,15 +344,9 @@ def create(session: Session, *, name: str, server: str, path: str, hosts: Sequen
 def grant(session: Session, *, name: str, server: str, hosts: Sequence[str], no_delegation: bool = False,
           what_if: bool = False) -> ShareResult:
     """Add hosts to an existing share (share and folder), leaving every other entry alone."""
-    inv = session.inventory
-    problems: list[str] = []
-    fs = _validate_common(inv, name, server, problems)
-    host_cfgs = expand_hosts(inv, split_list(hosts), problems)
-    if not no_delegation:
-        _check_ad_host(inv, problems)
-    if problems or fs is None:
-        raise ValidationError(problems)
-    wanted = _wanted(inv, host_cfgs, None, [])
+    fs, host_cfgs = _grant_input(session.inventory, name=name, server=server, hosts=hosts,
+                                 no_delegation=no_delegation)
+    wanted = _wanted(session.inventory, host_cfgs, None, [])
     result, _ = _ensure(session, name=name, server=fs.name, path="", wanted=wanted, create=False, prune=False,
                         continuously_available=False, encrypt_data=False, what_if=what_if, report_extras=False)
     if not no_delegation:
@@ -229,13 +360,7 @@ def revoke(session: Session, *, name: str, server: str, hosts: Sequence[str], wh
     Delegation to ``cifs/SERVER`` stays: other shares on the same server may need it
     (``hvauto delegation revoke HOST --to SERVER --services cifs`` removes it).
     """
-    inv = session.inventory
-    problems: list[str] = []
-    fs = _validate_common(inv, name, server, problems)
-    host_cfgs = expand_hosts(inv, split_list(hosts), problems)
-    if problems or fs is None:
-        raise ValidationError(problems)
-    wanted = [Wanted(f"{inv.netbios}\\{cfg.name}$", f"Hyper-V host {cfg.name}", cfg.name) for cfg in host_cfgs]
+    fs, wanted = _revoke_input(session.inventory, name=name, server=server, hosts=hosts)
     state = read_share(session, fs.name, name, accounts=[w.account for w in wanted])
     if not state.exists:
         raise NotFoundError(f"no share named {name!r} on {fs.name}")
@@ -253,10 +378,10 @@ def revoke(session: Session, *, name: str, server: str, hosts: Sequence[str], wh
         result.message = f"share {state.name} on {fs.name}: none of these hosts has access; nothing to change"
         return result
     if what_if:
-        result.message = f"what if: {len(result.changes)} change(s) to share {state.name} on {fs.name}; nothing changed"
+        result.message = f"what if: {count(len(result.changes), 'change')} to share {state.name} on {fs.name}; nothing changed"
         return result
     _apply(session, fs.name, state.name, state.path, plan, wanted, [], revoked=sorted(sids))
-    result.message = f"share {state.name} on {fs.name}: {len(result.changes)} change(s) made"
+    result.message = f"share {state.name} on {fs.name}: {count(len(result.changes), 'change')} made"
     return result
 
 
@@ -287,11 +412,7 @@ class ShareView:
 def show(session: Session, *, name: str, server: str) -> ShareView:
     """Everything about a share: settings, both ACLs by account and SID, which Hyper-V hosts can use it."""
     inv = session.inventory
-    inv.host(server)  # a read command: an unknown server is "not found" (exit 4)
-    problems: list[str] = []
-    fs = _validate_common(inv, name, server, problems)
-    if problems or fs is None:
-        raise ValidationError(problems)
+    fs = _show_input(inv, name=name, server=server)
     accounts = show_accounts(inv)
     state = read_share(session, fs.name, name, accounts=list(accounts.values()))
     if not state.exists:
@@ -399,11 +520,7 @@ def remove(session: Session, *, name: str, server: str, force: bool = False, wha
     reads), which catches hosts hvauto does not know. A Hyper-V host that cannot be asked
     counts as "unknown" and blocks too: hvauto cannot say its VMs are elsewhere.
     """
-    inv = session.inventory
-    problems: list[str] = []
-    fs = _validate_common(inv, name, server, problems)
-    if problems or fs is None:
-        raise ValidationError(problems)
+    fs = _show_input(session.inventory, name=name, server=server, read=False)
     state = read_share(session, fs.name, name)
     if not state.exists:
         return RemoveResult(fs.name, name, None, what_if, [], f"no share named {name} on {fs.name}: nothing to do")
