@@ -140,13 +140,13 @@ def _apply(session: Session, server: str, name: str, path: str, plan: SharePlan,
 
 def _ensure(session: Session, *, name: str, server: str, path: str, wanted: list[Wanted], create: bool,
             prune: bool, continuously_available: bool, encrypt_data: bool, what_if: bool,
-            report_extras: bool) -> tuple[ShareResult, ShareState]:
+            report_extras: bool, allow_broad: bool = False) -> tuple[ShareResult, ShareState]:
     state = read_share(session, server, name, path=path, accounts=[w.account for w in wanted])
     if state.exists and path and not _same_path(state.path, path):
         raise PreflightError([Problem("share-path", f"share {state.name} already shares {state.path}, not {path}",
                                       host=server, fix="pick another share name, or give the share's own path")],
                              what=f"share {name}")
-    grantees = _grantees(state, wanted)
+    grantees = _grantees(state, wanted, allow_broad=allow_broad)
     plan = plan_share(state, grantees, create=create, prune=prune, continuously_available=continuously_available,
                       encrypt_data=encrypt_data, path_acl_supported=_path_acl_supported(session, server),
                       report_extras=report_extras)
@@ -329,13 +329,18 @@ def _show_input(inv: Inventory, *, name: str, server: str, read: bool = True) ->
 
 def create(session: Session, *, name: str, server: str, path: str, hosts: Sequence[str], group: str | None = None,
            admins: Sequence[str] = (), continuously_available: bool = False, encrypt: bool = False,
-           prune: bool = False, no_delegation: bool = False, what_if: bool = False) -> ShareResult:
-    """Create or reconcile a share for VM storage: Full on share and folder for hosts, clusters, group, admins."""
+           prune: bool = False, no_delegation: bool = False, what_if: bool = False,
+           allow_broad: bool = False) -> ShareResult:
+    """Create or reconcile a share for VM storage: Full on share and folder for hosts, clusters, group, admins.
+
+    A broad principal among the admins (Authenticated Users, BUILTIN\\Users, Domain Users ..., by SID) is
+    refused unless ``allow_broad``; Everyone always is.
+    """
     fs, host_cfgs, wanted = _create_input(session.inventory, name=name, server=server, path=path, hosts=hosts,
                                           group=group, admins=admins, no_delegation=no_delegation)
     result, _ = _ensure(session, name=name, server=fs.name, path=path, wanted=wanted, create=True, prune=prune,
                         continuously_available=continuously_available, encrypt_data=encrypt, what_if=what_if,
-                        report_extras=True)
+                        report_extras=True, allow_broad=allow_broad)
     if not no_delegation:
         result.delegation = _delegate(session, host_cfgs, fs.name, what_if)
     return result
