@@ -6,6 +6,8 @@ recursion, files too large, FIFOs and devices: for every YAML and TOML input hva
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hvauto.errors import ExitCode, ValidationError
@@ -86,3 +88,18 @@ def test_hvauto_s_own_progress_redraw_still_works() -> None:
     stream.write_raw("\r")
     stream.write("vm\x1b 50%\n")
     assert raw.getvalue() == "\rvm\\x1b 50%\n"
+
+
+def test_the_debug_log_follows_the_state_directory(lab: Lab, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto.ops import hosts
+
+    def boom(*_: object, **__: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.delenv("HVAUTO_LOG_DIR", raising=False)
+    monkeypatch.setenv("HVAUTO_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(hosts, "facts", boom)
+    res = hv("host", "show", "hostA")
+    assert res.code == ExitCode.ERROR
+    log = tmp_path / "state" / "hvauto-debug.log"
+    assert str(log) in res.err and "ZeroDivisionError: a bug" in log.read_text()

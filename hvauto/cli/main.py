@@ -164,9 +164,12 @@ def root(
 
 
 def log_path() -> Path:
-    base = os.environ.get("HVAUTO_LOG_DIR") or os.environ.get("XDG_STATE_HOME")
-    root_dir = Path(base) if base else Path.home() / ".local" / "state"
-    return (root_dir if os.environ.get("HVAUTO_LOG_DIR") else root_dir / "hvauto") / "hvauto-debug.log"
+    """``$HVAUTO_LOG_DIR``, else the state directory (``$HVAUTO_STATE_DIR``, else ``$XDG_STATE_HOME/hvauto``)."""
+    for var in ("HVAUTO_LOG_DIR", "HVAUTO_STATE_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var]) / "hvauto-debug.log"
+    base = os.environ.get("XDG_STATE_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "state") / "hvauto" / "hvauto-debug.log"
 
 
 def report(exc: HvautoError) -> None:
