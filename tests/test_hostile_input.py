@@ -103,3 +103,19 @@ def test_the_debug_log_follows_the_state_directory(lab: Lab, tmp_path: Any, monk
     assert res.code == ExitCode.ERROR
     log = tmp_path / "state" / "hvauto-debug.log"
     assert str(log) in res.err and "ZeroDivisionError: a bug" in log.read_text()
+
+
+def test_the_lab_estate_which_holds_passwords_is_the_owner_s_only(lab: Lab) -> None:
+    import stat
+
+    state = lab.paths.state
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    lab.store.close()
+    state.chmod(0o644)  # as an older hvauto left it
+    from hvauto.lab.store import LabStore
+
+    LabStore(state).close()
+    fresh = LabStore(state)
+    fresh.fault("hostA")
+    fresh.close()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600

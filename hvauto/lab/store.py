@@ -8,6 +8,7 @@ so concurrent commands (threads or processes) see each other's effects in order.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -104,6 +105,12 @@ class LabStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # The estate holds the lab accounts' passwords (as lab/password does): the owner's only.
+                # SQLite gives its -wal and -shm files the database file's mode.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            elif self.path.stat().st_mode & 0o077 and self.path.stat().st_uid == getattr(os, "getuid", lambda: -1)():
+                self.path.chmod(0o600)  # an estate made by an older hvauto
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
