@@ -132,6 +132,8 @@ def escape_controls(text: str, *, lines: bool = False) -> str:
 
     ``lines``: a newline and a tab too (a table cell or a value on one line, which must stay one line).
     """
+    if not lines:
+        text = text.replace("\r\n", "\n")  # a Windows line end is a line end; a lone CR would overwrite the line
     return (_CELL_CONTROLS if lines else _CONTROLS).sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
                          else f"\\u{ord(m.group()):04x}", text)
 

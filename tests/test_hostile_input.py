@@ -119,3 +119,12 @@ def test_the_lab_estate_which_holds_passwords_is_the_owner_s_only(lab: Lab) -> N
     fresh.fault("hostA")
     fresh.close()
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
+
+
+def test_a_windows_line_end_is_a_line_end_but_a_lone_carriage_return_is_shown() -> None:
+    from hvauto.text import escape_controls
+
+    assert escape_controls("Failed.\r\nAt line 1") == "Failed.\nAt line 1"
+    assert escape_controls("ok\rhostA fake") == "ok\\x0dhostA fake"
+    assert escape_controls("a\nb", lines=True) == "a\\x0ab"
+    assert escape_controls("\u202eevil") == "\\u202eevil"

@@ -8,6 +8,7 @@ exit 1, and never a second start.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,3 +70,47 @@ def test_a_wire_fault_on_the_start_of_a_move(psrp_wire: WireLab, kind: str, acti
         assert "vm01" in where["hostA"]
     if isinstance(outcome, OutcomeUnknown):
         assert "hvauto migrate --watch vm01" in outcome.commands
+
+
+@pytest.mark.parametrize("action", ["Command", "Receive", "Signal"])
+@pytest.mark.parametrize("kind", ["http503", "reset", "hang", "auth"])
+def test_a_wire_fault_on_a_share_change(psrp_wire: WireLab, kind: str, action: str) -> None:
+    from hvauto.ops import smb
+
+    arm = ArmOn(psrp_wire, "fs01", "smb_share_apply", kind=kind, fail_on=action)
+    outcome: BaseException | None = None
+    with psrp_wire.session(retry=RETRY, observers=[arm]) as session:
+        try:
+            smb.create(session, name="VMs", server="fs01", path="D:\\Shares\\VMs", hosts=["hostA"], no_delegation=True)
+        except HvautoError as exc:
+            outcome = exc
+    assert arm.armed
+    # The share change is one script: a reset or a hang on its Command leaves it unknown until read.
+    code = exit_code(outcome)
+    assert code == expected(kind, action), outcome
+    assert psrp_wire.store.calls(host="fs01", template="smb_share_apply") <= 1
+    if isinstance(outcome, OutcomeUnknown):
+        assert outcome.commands == ["hvauto smb share show VMs --server fs01"]
+
+
+FABRIC = str(Path(__file__).resolve().parents[2] / "playbooks" / "fabric-converged.yaml")
+
+
+@pytest.mark.parametrize("action", ["Command", "Receive", "Signal"])
+@pytest.mark.parametrize("kind", ["http503", "reset", "hang", "auth"])
+def test_a_wire_fault_on_a_fabric_apply(psrp_wire: WireLab, kind: str, action: str) -> None:
+    from hvauto.ops import fabric
+
+    arm = ArmOn(psrp_wire, "hostA", "fabric_apply", kind=kind, fail_on=action)
+    outcome: BaseException | None = None
+    with psrp_wire.session(retry=RETRY, observers=[arm]) as session:
+        try:
+            fabric.apply(session, host="hostA", spec=FABRIC)
+        except HvautoError as exc:
+            outcome = exc
+    assert arm.armed
+    assert exit_code(outcome) == expected(kind, action), outcome
+    assert psrp_wire.store.calls(host="hostA", template="fabric_apply") <= 1
+    with psrp_wire.session() as session:
+        after = fabric.plan(session, host="hostA", spec=FABRIC)
+    assert after.changed is (outcome is not None)
