@@ -303,6 +303,20 @@ def _pythonpath() -> str | None:
     return None if "site-packages" in root.parts or "dist-packages" in root.parts else str(root)
 
 
+def run_environment() -> dict[str, str]:
+    """The settings a scheduled run needs to find what ``schedule add`` wrote, resolved now.
+
+    A timer or cron runs in a clean environment (no ``HVAUTO_CONFIG_DIR`` or ``HVAUTO_STATE_DIR``
+    from the shell that added it): the schedule's file, the journal and the logs must be the same
+    ones, so each directory goes into the unit (or the cron line) by its absolute path.
+    """
+    env = {"HVAUTO_CONFIG_DIR": str(config_dir().resolve()), "HVAUTO_STATE_DIR": str(state_dir().resolve())}
+    for var in ("HVAUTO_LOG_DIR", "HVAUTO_CACHE_DIR"):
+        if os.environ.get(var):
+            env[var] = str(Path(os.environ[var]).resolve())
+    return env
+
+
 def _systemd_quote(arg: str) -> str:
     escaped = arg.replace("%", "%%").replace("$", "$$")
     if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", escaped):
@@ -328,6 +342,7 @@ def units(s: Schedule) -> dict[str, str]:
     pp = _pythonpath()
     if pp:
         env.append(f"Environment={_systemd_quote('PYTHONPATH=' + pp)}")
+    env += [f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in run_environment().items()]
     service = _joined([
         "# Written by `hvauto schedule add`; `hvauto schedule remove " + s.name + "` deletes it.",
         "[Unit]",
@@ -366,6 +381,7 @@ def cron_line(s: Schedule) -> str:
         _no_structure(value, what)
     pp = _pythonpath()
     prefix = f"PYTHONPATH={shlex.quote(pp)} " if pp else ""
+    prefix += "".join(f"{k}={shlex.quote(v)} " for k, v in run_environment().items())
     argv = " ".join(shlex.quote(a) for a in command(s))
     cmd = f"cd {shlex.quote(str(Path(s.inventory).parent))} && {prefix}{argv} >/dev/null"
     return _joined([f"{s.cron} {cmd.replace('%', chr(92) + '%')} {MARK} {s.name}"])
@@ -380,7 +396,8 @@ def read_crontab() -> str:
     tool = shutil.which("crontab")
     if not tool:
         raise ConfigError("neither systemd nor crontab is available to schedule runs",
-                          hint="install cron, or run hvauto on a host with systemd")
+                          hint="install cron; or write the systemd units anyway with `--backend systemd` (or "
+                               "HVAUTO_SCHEDULER=systemd) and enable them where systemd runs")
     done = subprocess.run([tool, "-l"], capture_output=True, text=True, timeout=30, check=False)
     if done.returncode != 0:
         if "no crontab" in done.stderr.lower():

@@ -30,6 +30,9 @@ T = TypeVar("T")
 #: so a host never holds more than one WinRM shell (MaxShellsPerUser) for hvauto.
 MAX_WORKERS = 64
 log = logging.getLogger("hvauto.session")
+#: Told, once per call, when an answer takes :data:`SLOW_CALL` seconds (the CLI shows it on stderr).
+wait_log = logging.getLogger("hvauto.wait")
+SLOW_CALL = 10.0
 
 
 class Observer(Protocol):
@@ -90,6 +93,9 @@ class Session:
         self._lock = threading.Lock()
         #: Set by ``--render``: a host may not be contacted (reaching one is a bug, never a fallback).
         self.offline = False
+        self._inflight: dict[int, tuple[str, str, float]] = {}
+        self._next_token = 0
+        self._watchdog: threading.Thread | None = None
 
     # -- context -----------------------------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -196,7 +202,11 @@ class Session:
         def attempt() -> Result:
             transport = self.transport(cfg.name)
             with self._host_lock(cfg.name):
-                return transport.run(script, timeout=timeout, on_progress=on_progress)
+                token = self._waiting(cfg.name, script.template)
+                try:
+                    return transport.run(script, timeout=timeout, on_progress=on_progress)
+                finally:
+                    self._done_waiting(token)
 
         for obs in self.observers:
             obs.call_started(cfg.name, script)
@@ -221,6 +231,37 @@ class Session:
             # The answer is held to the template's declared output: a mismatch is named here, never a KeyError later.
             contract.validate(script.template, script.output, result.data, host=cfg.name)
         return result
+
+    # -- slow answers -------------------------------------------------------------------------------
+    def _waiting(self, host: str, template: str) -> int:
+        """Note a call in flight; a watchdog says once when one has waited :data:`SLOW_CALL` seconds."""
+        with self._lock:
+            self._next_token += 1
+            token = self._next_token
+            self._inflight[token] = (host, template, time.monotonic())
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch_slow, name="hvauto-watchdog", daemon=True)
+                self._watchdog.start()
+        return token
+
+    def _done_waiting(self, token: int) -> None:
+        with self._lock:
+            self._inflight.pop(token, None)
+
+    def _watch_slow(self) -> None:
+        told: set[int] = set()
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            with self._lock:
+                late = [(t, h, tpl, now - s) for t, (h, tpl, s) in self._inflight.items() if now - s >= SLOW_CALL]
+                told &= set(self._inflight)
+            for token, host, template, waited in late:
+                if token not in told:
+                    told.add(token)
+                    timeout = self.host(host).read_timeout
+                    wait_log.warning("%s: still waiting for the answer to %s (%.0f s so far; it gives up after "
+                                     "read_timeout, %s s)", host, template, waited, f"{timeout:g}")
 
     # -- many hosts --------------------------------------------------------------------------------
     def fan_out(self, hosts: Iterable[str], fn: Callable[[str], T], *, max_workers: int | None = None) -> GroupResult:

@@ -109,12 +109,13 @@ def ok_runbook(lab: Lab) -> str:
 
 
 @pytest.mark.parametrize("case", sorted(YAML_CASES))
-@pytest.mark.parametrize("kind", ["runbook", "vars-file", "fabric-spec"])
+@pytest.mark.parametrize("kind", ["runbook", "vars-file", "fabric-spec", "estate"])
 def test_yaml_inputs(lab: Lab, tmp_path: Path, ok_runbook: str, kind: str, case: str) -> None:
     path = make(tmp_path, case, YAML_CASES[case])
     argv = {"runbook": ["runbook", "validate", path],
             "vars-file": ["runbook", "validate", ok_runbook, "--vars-file", path],
-            "fabric-spec": ["fabric", "validate", "--spec", path]}[kind]
+            "fabric-spec": ["fabric", "validate", "--spec", path],
+            "estate": ["lab", "init", str(tmp_path / "new-lab"), "--estate", path]}[kind]
     # An empty vars file or a harmless one may pass; everything else is refused as input.
     check(bounded(lambda: hv(*argv)), {ExitCode.USAGE} | ({ExitCode.OK} if kind == "vars-file" else set()))
 

@@ -11,7 +11,7 @@ from hvauto.results import count
 from . import complete
 from .app import OutputOpt, RenderOpt, get_app
 from .common import print_steps
-from .output import Output, emit, problem, say, table
+from .output import Output, emit, paint, problem, say, table
 
 if TYPE_CHECKING:
     from hvauto.ops.doctor import DoctorReport
@@ -85,8 +85,8 @@ def _print(report: "DoctorReport") -> None:
         typer.echo("  ".join(["from".ljust(first), *(x.ljust(w) for x, w in zip(heads, widths, strict=True))]).rstrip())
         for label, src in zip(labels, hyperv, strict=True):
             marks = ["-" if src == d else MARKS[verdict[(src, d)].verdict] for d in hyperv]
-            typer.echo("  ".join([label.ljust(first), *(m.ljust(w) for m, w in zip(marks, widths, strict=True))])
-                       .rstrip())
+            typer.echo("  ".join([label.ljust(first), *(paint(m) + " " * (w - len(m))
+                                                        for m, w in zip(marks, widths, strict=True))]).rstrip())
         for pair in report.pairs:
             if pair.ready:
                 continue

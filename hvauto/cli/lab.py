@@ -58,6 +58,9 @@ def init(
     = True,
     port: Annotated[int | None, typer.Option(help="With --serve: the endpoint's port (55986 TLS, 55985 HTTP).",
                                              min=1, max=65535)] = None,
+    estate: Annotated[Path | None, typer.Option(
+        "--estate", help="An estate file (YAML, hvauto/schemas/estate.schema.json) to load instead of the default "
+        "one; `lab reset` restores it.")] = None,
 ) -> None:
     """Write a lab inventory (hvauto.toml) and a fresh simulated estate (lab/estate.db)."""
     from hvauto.lab import setup
@@ -66,12 +69,13 @@ def init(
         raise UsageError(f"{directory}: not a directory (lab init writes hvauto.toml and lab/ into one)")
     opts = setup.ServeOptions(port=port, tls=tls) if serve else None
     try:
-        p = setup.init(directory, force=force, serve=opts)
+        p = setup.init(directory, force=force, serve=opts, estate=estate)
     except OSError as exc:
         raise UsageError(f"{directory}: cannot write the lab there: {exc.strerror or exc}") from None
-    typer.echo(f"lab estate created: {p.state}")
+    typer.echo(f"lab estate created: {p.state}" + (f" (from {estate})" if estate is not None else ""))
     typer.echo(f"inventory written: {p.inventory}")
-    typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
+    if estate is None:
+        typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
     if opts is not None:
         typer.echo(f"transport: psrp to 127.0.0.1:{opts.effective_port} ({'TLS' if opts.tls else 'HTTP'}, Basic); "
                    "start the endpoint with `hvauto lab serve` in another terminal")
@@ -143,6 +147,24 @@ def reset(ctx: typer.Context) -> None:
     typer.echo(f"lab estate reset: {state}")
 
 
+def describe_fault(data: dict[str, object]) -> str:
+    """A lab host's faults in words: ``down; 2.0 s delay; the next 3 calls fail (transient)``."""
+    parts = []
+    if data.get("down"):
+        parts.append("down (connections refused)")
+    if float(data.get("delay") or 0):  # type: ignore[arg-type]
+        parts.append(f"{float(data['delay']):g} s delay on every call")  # type: ignore[arg-type]
+    n = int(data.get("fail_next") or 0)  # type: ignore[call-overload]
+    if n:
+        on = f" on {data['fail_on']}" if data.get("fail_on") else ""
+        parts.append(f"the next {n} call{'s' if n != 1 else ''}{on} fail ({data.get('kind') or 'transient'})")
+    if float(data.get("stretch") or 0):  # type: ignore[arg-type]
+        parts.append(f"every script takes {float(data['stretch']):g} s")  # type: ignore[arg-type]
+    if float(data.get("idle_timeout") or 0):  # type: ignore[arg-type]
+        parts.append(f"idle shells dropped after {float(data['idle_timeout']):g} s")  # type: ignore[arg-type]
+    return "; ".join(parts) or "no faults"
+
+
 @app.command()
 def fault(
     ctx: typer.Context,
@@ -183,7 +205,7 @@ def fault(
                            kind=kind.value if fail_next else None, fail_on=on.value if on else None,
                            fail_template=template,
                            stretch=stretch, idle_timeout=idle_timeout)
-    typer.echo(f"{name}: {data}")
+    typer.echo(f"{name}: {describe_fault(data)}")
 
 
 @app.command()

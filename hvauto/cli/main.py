@@ -7,6 +7,7 @@ table and imports none of them; ``hvauto vm list`` builds ``vm`` alone. :func:`f
 the whole tree at once, for documentation, tests and the runbook's option reader.
 """
 
+import errno
 import importlib
 import os
 import sys
@@ -141,6 +142,8 @@ def root(
                      help="Hosts contacted at once by commands that fan out (default: all of them, at most 64)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log what happens to stderr.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour (also: the NO_COLOR environment "
+                                           "variable; colour is only ever used on a terminal).")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
@@ -150,6 +153,9 @@ def root(
     obj.retries = retries
     obj.forks = forks
     ctx.obj = obj
+    from . import output
+
+    output.COLOR = not no_color
     import logging  # not on the --help path (eager options end before this callback)
 
     logger = logging.getLogger("hvauto")
@@ -158,7 +164,11 @@ def root(
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.setLevel(logging.DEBUG)
     else:
-        handler = logging.NullHandler()
+        # Without --debug, only what a person waiting should hear: retries and slow answers, one line each.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("hvauto: %(message)s"))
+        handler.addFilter(lambda record: record.name in ("hvauto.retry", "hvauto.wait"))
     logger.handlers[:] = [handler]
     logger.propagate = False
 
@@ -230,6 +240,10 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         exit_ = exc.__context__
+        if isinstance(exit_, OSError) and exit_.errno == errno.EPIPE:
+            # click turns a closed pipe into exit 1; the reader (`| head`) simply had enough.
+            _quiet_stdout()
+            return ExitCode.OK
         if code == ExitCode.INTERRUPTED and exit_ is not None and isinstance(exit_.__cause__, KeyboardInterrupt):
             # Typer turns a Ctrl-C the command did not handle into exit 130, silently: say so.
             sys.stderr.write("hvauto: error: interrupted\n")
@@ -242,6 +256,9 @@ def run(argv: list[str] | None = None) -> int:
         if state.output is Output.json:
             report_json(code, type(exc).__name__, exc.message, exc.to_dict())
         return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return ExitCode.OK  # `hvauto vm list | head`: the reader has what it wanted
     except KeyboardInterrupt as exc:
         sys.stderr.write("hvauto: error: interrupted\n")
         if state.output is Output.json:
@@ -257,5 +274,20 @@ def run(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = streams
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the pipe's reader is gone, and Python's exit flush must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = ExitCode.OK
+    sys.exit(code)

@@ -217,6 +217,8 @@ def migrate(
         if output is not Output.json:
             for refused in cres.refused_jobs:
                 note(f"{cres.vm}: not cancelled, still running: {refused}")
+            for left in cres.planned_left:
+                note(f"{cres.vm}: planned VM not removed: {left}")
         return
     if watch:
         try:

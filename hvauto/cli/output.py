@@ -40,6 +40,32 @@ def print_json_line(value: Any, stream: TextIO | None = None) -> None:
     out.flush()
 
 
+#: Colour is allowed (root ``--no-color`` clears it); it is used only on a terminal and without ``NO_COLOR``.
+COLOR = True
+#: Words that mean good, bad or look-at-me, in tables and marks.
+_GOOD = {"ok", "ready", "done", "moved", "yes", "running", "completed", "enabled"}
+_BAD = {"x", "blocked", "failed", "error", "aborted", "unreachable", "no", "blocking", "interrupted"}
+_WARN = {"?", "warning", "unknown", "skipped", "partial", "problems", "planned"}
+
+
+def colored(stream: TextIO | None = None) -> bool:
+    """Colour for this stream: allowed, a terminal, ``NO_COLOR`` unset (https://no-color.org), not a dumb terminal."""
+    import os
+
+    out = stream or sys.stdout
+    return (COLOR and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+            and hasattr(out, "isatty") and out.isatty())
+
+
+def paint(text: str, stream: TextIO | None = None) -> str:
+    """``text`` in green, red or yellow when its first word is a state word and the stream takes colour."""
+    if not colored(stream):
+        return text
+    word = text.strip().split(" ")[0].strip("[]:").lower() if text.strip() else ""
+    code = "32" if word in _GOOD else "31" if word in _BAD else "33" if word in _WARN else ""
+    return f"\033[{code}m{text}\033[0m" if code else text
+
+
 #: The width of output that goes to no terminal.
 UNBOUNDED = 10_000
 
@@ -88,7 +114,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], stream: TextIO 
     out = stream or sys.stdout
     out.write("  ".join(shorten(h.upper(), w).ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip() + "\n")
     for row in text_rows:
-        out.write("  ".join(shorten(c, w).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() + "\n")
+        cells = [shorten(c, w) for c, w in zip(row, widths, strict=False)]
+        # Padding first, then colour: escape codes take no columns.
+        line = "  ".join(paint(c, out) + " " * (w - len(c)) for c, w in zip(cells, widths, strict=False))
+        out.write(line.rstrip() + "\n")
 
 
 def kv(pairs: Iterable[tuple[str, Any]], stream: TextIO | None = None) -> None:

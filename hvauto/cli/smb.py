@@ -92,19 +92,22 @@ def show(ctx: typer.Context, name: NameArg, server: ServerOpt, output: OutputOpt
 
         print_steps(session, smb_share.show_steps(session, name=name, server=server), output)
         return
+    from hvauto.ops.smb import acl as smb_acl
+
     view = smb.show(session, name=name, server=server)
     if output is Output.json:
         emit("result", view)
         return
     s = view.settings
     kv([("Share", f"\\\\{view.server}\\{view.name}"), ("Path", view.path),
-        ("Continuously available", s.get("continuously_available")), ("Encrypted", s.get("encrypt_data")),
+        ("Continuously available", "yes" if s.get("continuously_available") else "no"),
+        ("Encrypted", "yes" if s.get("encrypt_data") else "no"),
         ("Open files", len(view.open_files))])
     typer.echo("\nShare ACL")
     table(["account", "sid", "type", "right"], [(a.account, a.sid, a.type, a.right) for a in view.share_acl])
     typer.echo("\nFolder ACL")
     table(["account", "sid", "type", "rights", "inherited", "applies to"],
-          [(a.account, a.sid, a.type, a.rights, "yes" if a.inherited else "no",
+          [(a.account, a.sid, a.type, smb_acl.rights_text(a.rights), "yes" if a.inherited else "no",
             f"{a.inheritance}; {a.propagation}") for a in view.folder_acl])
     typer.echo("\nHyper-V hosts")
 

@@ -224,11 +224,21 @@ def execute(
             bound = True
             for hook in BEFORE_CALL:
                 hook(call)
-            result = handler(call)
+            failed: CmdletError | None = None
+            try:
+                result = handler(call)
+            except CmdletError as exc:
+                # The script stopped at a failing cmdlet: what it changed before that stays changed (a PowerShell
+                # script is no transaction; Windows rolls nothing back). The transaction commits.
+                failed = exc
     except CmdletError as exc:
+        # Before the body ran (binding, a script for a newer Windows): nothing changed.
         store.record_call(host_name, template, "error")
         return LabRun(doc={"ok": False, "result": None, "error": exc.record},
                       binding_error=None if bound else exc.record)
+    if failed is not None:
+        store.record_call(host_name, template, "error")
+        return LabRun(doc={"ok": False, "result": None, "error": failed.record})
     store.record_call(host_name, template, "ok" if not call.errors else "error")
     return LabRun(doc={"ok": True, "result": result, "error": None}, progress=list(call.progress),
                   warnings=list(call.warnings), errors=list(call.errors))

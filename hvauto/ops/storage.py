@@ -6,6 +6,7 @@ from __future__ import annotations
 import ntpath
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from hvauto import hyperv
 from hvauto.errors import (
@@ -19,7 +20,7 @@ from hvauto.errors import (
     VerifyError,
 )
 from hvauto.ops import migrate as mig
-from hvauto.ops.migrate.steps import storage_start_params, vm_params
+from hvauto.ops.migrate.steps import dest_preflight_params, storage_start_params, vm_params
 from hvauto.results import Change, count
 from hvauto.session import Session
 
@@ -79,11 +80,28 @@ def check_path(path: str) -> None:
         raise ValidationError([f"{path!r} is not an absolute Windows path (D:\\VMs\\vm01 or \\\\server\\share\\vm01)"])
 
 
+def _preflight(session: Session, host: str, vm: str, vm_id: str, path: str, needed: int) -> None:
+    """The destination folder's volume exists on the host and has room: asked before the move, every problem at once."""
+    facts = session.run(host, "migrate_dest_preflight", dest_preflight_params(vm, vm_id, path)).data
+    where = facts.get("path") or {}
+    problems = []
+    if not where.get("drive_exists"):
+        problems.append(Problem("storage.path", f"{host} has no volume for {path}", host=host,
+                                fix=f"choose a path on a volume {host} has (its VM folder is {facts.get('vm_path')})"))
+    elif where.get("free_bytes") is not None and int(where["free_bytes"]) < needed:
+        problems.append(Problem("storage.space", f"{path} has {int(where['free_bytes']) / 1024**3:.1f} GiB free; "
+                                f"{vm}'s disks need {needed / 1024**3:.1f} GiB", host=host,
+                                fix=f"free space on {host}, or choose another path"))
+    if problems:
+        raise PreflightError(problems, what=f"storage move of {vm}")
+
+
 def move(session: Session, *, vm: str, path: str, host: str | None = None, what_if: bool = False,
          on_progress: mig.ProgressFn | None = None, poll_interval: float = 1.0) -> StorageMoveResult:
     """``hvauto storage move VM PATH``: every file of the VM under PATH, on the same host."""
     check_path(path)
-    mig.validate(session, vm=vm, dest=None, source=host, storage_path=path, poll_interval=poll_interval)
+    mig.validate(session, vm=vm, dest=None, source=host, storage_path=path, source_flag="--host",
+                 poll_interval=poll_interval)
     loc = mig.locate_one(session, vm, hosts=[session.host(host).name] if host else None)
     disks = [d.path for d in loc.vm.disks]
     bytes_total = loc.vm.disk_bytes
@@ -91,6 +109,14 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
                             bytes_moved=bytes_total)
     if disks and all(mig._under(d, path) for d in disks):
         return res
+    running: list[dict[str, Any]] = []
+    if not what_if:
+        # Inspect before acting: a move of this VM already running (a run killed mid-step and resumed, another
+        # operator) is watched, never started a second time (Hyper-V would refuse it as ResourceBusy).
+        status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
+        running = [j for j in mig.moves(list(status.get("jobs") or [])) if int(j["job_state"]) in mig.ACTIVE_STATES]
+    if not running:
+        _preflight(session, loc.host, loc.vm.name, loc.vm.id, path, bytes_total)
     res.plan = [f"MigrateVirtualSystemToHost (Storage) {loc.vm.name} on {loc.host}: {count(len(disks), 'disk')}, "
                 f"{bytes_total / 1024**3:.1f} GiB, to {path}"]
     res.changes = [Change("move storage", f"VM {loc.vm.name}", f"{count(len(disks), 'disk')} on {loc.host} to {path}")]
@@ -98,10 +124,6 @@ def move(session: Session, *, vm: str, path: str, host: str | None = None, what_
         res.changed = True
         return res
     started = time.monotonic()
-    # Inspect before acting: a move of this VM already running (a run killed mid-step and resumed, another
-    # operator) is watched, never started a second time (Hyper-V would refuse it as ResourceBusy).
-    status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
-    running = [j for j in mig.moves(list(status.get("jobs") or [])) if int(j["job_state"]) in mig.ACTIVE_STATES]
     if running:
         job = running[0]
         if int(job.get("migration_type") or 0) != hyperv.MigrationType.STORAGE:

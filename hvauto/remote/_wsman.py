@@ -92,16 +92,79 @@ def fault_code(code: Any) -> int | None:
         return None
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__, *item.args])
+    return seen
+
+
+def reason(exc: BaseException) -> str:
+    """The root cause in a few words ("connection refused", "name does not resolve", a certificate's error)."""
+    import socket
+    import ssl
+
+    for item in reversed(_chain(exc)):
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return f"certificate: {item.verify_message or item.reason or 'not trusted'}"
+        if isinstance(item, socket.gaierror):
+            return "the name does not resolve"
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(item, (TimeoutError, socket.timeout)):
+            return "no answer (timed out)"
+        if isinstance(item, ConnectionResetError):
+            return "connection reset"
+    text = str(exc)
+    for needle, short in (("Connection refused", "connection refused"), ("Name or service not known",
+                          "the name does not resolve"), ("timed out", "no answer (timed out)"),
+                          ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted")):
+        if needle in text:
+            return short
+    return type(exc).__name__
+
+
+def _where(exc: BaseException) -> str:
+    request = getattr(exc, "request", None)
+    url = str(getattr(request, "url", "") or "")
+    return f" {url.split('?')[0]}" if url else ""
+
+
+def _port(exc: BaseException) -> str:
+    from urllib.parse import urlsplit
+
+    url = str(getattr(getattr(exc, "request", None), "url", "") or "")
+    try:
+        return str(urlsplit(url).port or "")
+    except ValueError:
+        return ""
+
+
 def translate_connection(exc: BaseException, say: Say, *, host: str, sent: bool) -> TransportError | None:
-    """requests' TLS/connect/connection errors; None for anything else (timeouts are the caller's)."""
+    """requests' TLS/connect/connection errors, as one line and what to check; None for anything else."""
+    del say  # one line of our own: the library's chain ("HTTPSConnectionPool ... Max retries") helps nobody
+    where, why, port = _where(exc), reason(exc), _port(exc) or "the WinRM port"
+    listen = (f"check that WinRM listens there (on the host: winrm enumerate winrm/config/listener; for the lab: "
+              f"hvauto lab serve) and that a firewall lets {port} through")
     if isinstance(exc, requests.exceptions.SSLError):
-        return TLSError(say("TLS handshake or certificate validation failed"), host=host, sent=sent)
+        return TLSError(f"TLS with{where} failed: {why}", host=host, sent=sent,
+                        hint="check the certificate's name against the address you use, and the CA "
+                             "(hosts.NAME.ca_path in the inventory)")
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ConnectError(say("connection timed out"), host=host, sent=False)
+        return ConnectError(f"cannot connect to{where}: no answer (timed out)", host=host, sent=False, hint=listen)
     if isinstance(exc, requests.exceptions.ConnectionError):
         if never_connected(exc):
-            return ConnectError(say("cannot connect"), host=host, sent=False)
-        return ConnectError(say("connection lost"), host=host, sent=sent)
+            hint = ("check the name in DNS, or set hosts.NAME.address in the inventory" if "resolve" in why
+                    else listen)
+            return ConnectError(f"cannot connect to{where}: {why}", host=host, sent=False, hint=hint)
+        return ConnectError(f"the connection to{where} was lost: {why}", host=host, sent=sent,
+                            hint="the host or a network device dropped it; hvauto re-inspects before it sends "
+                                 "anything again")
     return None
 
 

@@ -45,12 +45,13 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, idempotent: boo
     except Exception as exc:
         if not policy.may_retry(exc, idempotent=idempotent):
             raise
-        log.warning("%s: attempt 1 failed (%s); retrying", what, exc)
+        log.warning("%s: attempt 1 of %d failed (%s); trying again", what, policy.attempts, exc)
     import tenacity
 
     def _log(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s: attempt %d failed (%s); retrying", what, state.attempt_number + 1, exc)
+        log.warning("%s: attempt %d of %d failed (%s); trying again in %.1f s", what, state.attempt_number + 1,
+                    policy.attempts, exc, state.next_action.sleep if state.next_action else 0.0)
 
     # Exponential backoff plus random jitter, so that many clients do not retry in step. Attempt n
     # (from 1) that fails waits initial * 2**(n-1), at most maximum; tenacity counts from the second

@@ -435,7 +435,7 @@ def switch_list(call: LabCall) -> dict[str, Any]:
         view["vms"] = sorted({vm["name"] for vm in vms_on(est, host)
                               for a in vm["adapters"] if a["switch"].lower() == sw["name"].lower()}, key=str.lower)
         out.append(view)
-    return {"switches": out}
+    return {"switches": out, "physical_adapters": [str(a["name"]) for a in est.all("adapter", host=host)]}
 
 
 @handles("switch_create")

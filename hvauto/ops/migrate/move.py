@@ -13,7 +13,6 @@ from typing import Any
 from hvauto import hyperv
 from hvauto.errors import (
     ErrorRecord,
-    NotFoundError,
     OutcomeUnknown,
     PreflightError,
     Problem,
@@ -21,7 +20,7 @@ from hvauto.errors import (
     TransportError,
     VerifyError,
 )
-from hvauto.ops.migrate.locate import locate_one, validate
+from hvauto.ops.migrate.locate import locate_from, locate_one, validate
 from hvauto.ops.migrate.model import (
     ACTIVE_STATES,
     CLUSTER_LIVE,
@@ -51,10 +50,18 @@ from hvauto.results import Change
 from hvauto.session import Session
 
 
-def cleanup_planned(session: Session, hosts: list[str], vm_id: str) -> list[str]:
-    """Remove a planned VM of ``vm_id`` from each host that has one; the hosts it was removed from."""
+def cleanup_planned(session: Session, hosts: list[str], vm_id: str, *, failed: list[str] | None = None) -> list[str]:
+    """Remove a planned VM of ``vm_id`` from each host that has one; the hosts it was removed from.
+
+    A ``DestroySystem`` that did not return 0 or 4096 left the planned VM in place: ``failed`` gets each one.
+    """
     group = session.fan_out(hosts, lambda h: session.run(h, "migrate_cleanup", vm_params(vm_id)).data)
     group.raise_if_failed()
+    for h, d in group.values().items():
+        for f in d.get("failed") or []:
+            if failed is not None:
+                failed.append(f"{h}: DestroySystem returned {f['return_value']} "
+                              f"({hyperv.MIGRATION_METHOD_RESULTS.get(int(f['return_value']), 'undocumented')})")
     return [h for h, d in group.values().items() if d.get("removed")]
 
 
@@ -124,10 +131,7 @@ def migrate(
     mode = LIVE if live else SHARED_NOTHING
     validate(session, vm=vm, dest=dest, source=source, storage_path=storage_path, poll_interval=poll_interval)
     dest = session.host(dest).name
-    hosts = [session.host(source).name, dest] if source else None
-    loc = locate_one(session, vm, hosts=hosts)
-    if source and loc.host.lower() != session.host(source).name.lower() and loc.host.lower() != dest.lower():
-        raise NotFoundError(f"VM {vm!r} is not on {source}")
+    loc = locate_from(session, vm, source=source, dest=dest)
     if loc.host.lower() == dest.lower():
         if _on_dest_done(loc, dest=dest, storage_path=storage_path, mode=mode):
             return MigrationResult(vm=loc.vm.name, vm_id=loc.vm.id, mode=mode, source=None, dest=dest,
@@ -219,13 +223,17 @@ def migrate(
     result.job_id = str(final["instance_id"]) if final else instance_id
     if final is not None and int(final["job_state"]) not in SUCCESS_STATES:
         state = int(final["job_state"])
-        cleaned = cleanup_planned(session, [dest], vm_id)
+        left: list[str] = []
+        cleaned = cleanup_planned(session, [dest], vm_id, failed=left)
         what = "was cancelled" if state in (TERMINATED, KILLED) else "failed"
         rec = ErrorRecord(message=str(final.get("error_description") or f"the migration job {what}"),
                           category="OperationStopped" if state != EXCEPTION else "NotSpecified",
                           fqid=f"MigrationJob{JOB_STATE_NAMES.get(state, state)},ErrorCode={final.get('error_code')}")
         hint = (f"the planned VM it left on {dest} was removed; {vm_name} is still on {src_host}" if cleaned else
                 f"{vm_name} is still on {src_host}")
+        if left:
+            hint += (f"; the planned VM it left could not be removed ({'; '.join(left)}): "
+                     f"`hvauto migrate --cancel {vm_name}` tries again")
         raise RemoteScriptError(src_host, "migrate_status", [rec], hint=hint)
     result.changed = True
     result.elapsed_seconds = time.monotonic() - started
@@ -282,6 +290,6 @@ def cancel(session: Session, *, vm: str, source: str | None = None, what_if: boo
     out.refused_jobs = [f"{r['instance_id']}: RequestStateChange returned {r['return_value']} "
                         f"({hyperv.REQUEST_STATE_CHANGE_RESULTS.get(int(r['return_value']), 'undocumented')})"
                         for r in data.get("refused") or []]
-    out.planned_removed_from = cleanup_planned(session, others, loc.vm.id)
+    out.planned_removed_from = cleanup_planned(session, others, loc.vm.id, failed=out.planned_left)
     out.changed = bool(out.cancelled_jobs or out.planned_removed_from)
     return out

@@ -67,6 +67,24 @@ class FolderAce:
                 and {"ContainerInherit", "ObjectInherit"} <= flags and "InheritOnly" not in self.propagation)
 
 
+#: Generic access bits (an ACE on a folder may carry them, inherit-only, instead of FileSystemRights names).
+_GENERIC = [(0x10000000, "GenericAll (FullControl)"), (0x20000000, "GenericExecute"), (0x40000000, "GenericWrite"),
+            (0x80000000, "GenericRead")]
+
+
+def rights_text(rights: str) -> str:
+    """An ACE's rights for a person: FileSystemRights names as Windows gives them, generic bits by name."""
+    text = rights.strip()
+    if not text.lstrip("-").isdigit():
+        return text
+    value = int(text) & 0xFFFFFFFF
+    names = [name for bit, name in _GENERIC if value & bit]
+    rest = value & ~sum(bit for bit, _ in _GENERIC)
+    if rest:
+        names.append(f"0x{rest:08X}")
+    return ", ".join(names) or "none"
+
+
 @dataclass(frozen=True)
 class OpenFile:
     path: str
