@@ -269,6 +269,8 @@ CODES: list[tuple[int, list[list[str]], list[str]]] = [
     (ExitCode.PREFLIGHT, [], ["migrate", "--shared-nothing", "vm01", "hv12"]),
     (ExitCode.ABORTED, [["lab", "fault", "hostA", "--down"], ["lab", "fault", "hostB", "--down"],
                         ["lab", "fault", "hv12", "--down"]], ["--retries", "1", "runbook", "run", "rb.yml"]),
+    (ExitCode.UNKNOWN, [["lab", "fault", "hostA", "--fail-next", "1", "--kind", "reset", "--template",
+                         "migrate_start"]], ["migrate", "--shared-nothing", "vm01", "hostB", *FAST]),
     (ExitCode.NOT_READY, [], ["doctor"]),
 ]
 

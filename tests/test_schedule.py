@@ -275,6 +275,54 @@ def test_schedule_names_are_checked(lab: Lab, runbook: Path, monkeypatch: pytest
     assert "letters, digits, - and _ only" in res.err
 
 
+# -- what a unit or a crontab line may hold (issue 12) ------------------------------------------------
+
+def test_a_runbook_name_cannot_add_a_section_to_the_unit(lab: Lab, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "systemd")
+    hostile = lab.dir / "x\n[Service]\nExecStartPre=touch INJECTED\n.yml"
+    hostile.write_text(textwrap.dedent(RUNBOOK).lstrip())
+    res = hv("schedule", "add", "inj", "--runbook", str(hostile), "--at", "daily")
+    assert res.code == ExitCode.USAGE, res.err
+    assert "control character" in res.err and "'\\n'" in res.err
+    assert not (tmp_path / "units").exists() or not any((tmp_path / "units").iterdir())
+
+
+def test_an_inventory_directory_cannot_add_a_crontab_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto.lab import setup
+
+    odd = tmp_path / "inv\n* * * * * touch INJECTED #"
+    setup.init(odd)
+    monkeypatch.chdir(odd)
+    (odd / "nightly.yml").write_text(textwrap.dedent(RUNBOOK).lstrip())
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "cron")
+    res = hv("schedule", "add", "inj", "--runbook", "nightly.yml", "--at", "0 2 * * *")
+    assert res.code == ExitCode.USAGE, res.err
+    assert "control character" in res.err
+    assert not (tmp_path / "crontab").exists()
+
+
+@pytest.mark.parametrize("char", ["\r", "\x0b", "\u2028", "\x85", "\x1b"])
+def test_no_line_breaking_character_reaches_a_unit(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   char: str) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "systemd")
+    hostile = lab.dir / f"a{char}b.yml"
+    hostile.write_text(textwrap.dedent(RUNBOOK).lstrip())
+    res = hv("schedule", "add", "inj", "--runbook", str(hostile), "--at", "daily")
+    assert res.code == ExitCode.USAGE, res.err
+
+
+def test_the_lock_is_on_the_file_not_the_name_it_was_reached_by(lab: Lab, runbook: Path) -> None:
+    from hvauto.runbook import lock
+
+    link = lab.dir / "other-name.yml"
+    link.symlink_to(runbook)
+    assert lock.lock_file(link) == lock.lock_file(runbook) == lock.lock_file(lab.dir / "." / "nightly.yml")
+    with lock.hold(runbook, what="the test"):
+        res = hv("runbook", "run", str(link))
+    assert res.code == ExitCode.LOCKED, res.err
+
+
 def test_a_unit_run_in_a_clean_environment_finds_its_schedule(lab: Lab, runbook: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """What `env -i` leaves plus what the unit sets is enough: the config, state and log directories are in it."""

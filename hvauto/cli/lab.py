@@ -66,8 +66,13 @@ def init(
     """Write a lab inventory (hvauto.toml) and a fresh simulated estate (lab/estate.db)."""
     from hvauto.lab import setup
 
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory}: not a directory (lab init writes hvauto.toml and lab/ into one)")
     opts = setup.ServeOptions(port=port, tls=tls) if serve else None
-    p = setup.init(directory, force=force, serve=opts, estate=estate)
+    try:
+        p = setup.init(directory, force=force, serve=opts, estate=estate)
+    except OSError as exc:
+        raise UsageError(f"{directory}: cannot write the lab there: {exc.strerror or exc}") from None
     typer.echo(f"lab estate created: {p.state}" + (f" (from {estate})" if estate is not None else ""))
     typer.echo(f"inventory written: {p.inventory}")
     if estate is None:
@@ -196,7 +201,11 @@ def fault(
     fail_next: Annotated[int | None, typer.Option(help="Fail the next N calls.", min=0)] = None,
     kind: Annotated[FaultKind, typer.Option(help="How the next calls fail.")] = FaultKind.transient,
     on: Annotated[WireAction | None, typer.Option(
-        help="Over the wire: fail only this WS-Management action (default: any request).")] = None,
+        help="Fail only this WS-Management action (default: any request). In process, Create/Command/Send "
+        "fail before the script runs, Receive after it ran (its answer lost), Signal after its answer.")] = None,
+    template: Annotated[str | None, typer.Option(
+        help="In process only: fail only runs of this template (migrate_start ...); the wire ignores such a "
+        "fault.")] = None,
     stretch: Annotated[float | None, typer.Option(
         help="Over the wire: every script takes this many seconds, its progress spread over them.", min=0)] = None,
     idle_timeout: Annotated[float | None, typer.Option(
@@ -220,6 +229,7 @@ def fault(
         return
     data = store.set_fault(name, down=down, delay=delay, fail_next=fail_next,
                            kind=kind.value if fail_next else None, fail_on=on.value if on else None,
+                           fail_template=template,
                            stretch=stretch, idle_timeout=idle_timeout)
     typer.echo(f"{name}: {describe_fault(data)}")
 

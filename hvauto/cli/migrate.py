@@ -23,8 +23,8 @@ storage_app = typer.Typer(help="VM storage.", no_args_is_help=True)
 
 PollOpt = Annotated[
     float,
-    typer.Option("--poll-interval", envvar="HVAUTO_POLL_INTERVAL", min=0.0,
-                 help="Seconds between progress polls of the migration job."),
+    typer.Option("--poll-interval", envvar="HVAUTO_POLL_INTERVAL", min=0.0, max=3600.0,
+                 help="Seconds between progress polls of the migration job (at most 3600)."),
 ]
 
 
@@ -46,7 +46,8 @@ class Bar:
         self.last[p.vm] = step
         line = progress_line(p, width())
         if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if p.state != "Running" else ""))
+            getattr(sys.stderr, "write_raw", sys.stderr.write)("\r")  # redrawn in place: hvauto's own control
+            sys.stderr.write(line + ("\n" if p.state != "Running" else ""))
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()

@@ -56,6 +56,8 @@ def create(
     encrypt: Annotated[bool, typer.Option("--encrypt", help="Require SMB encryption.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Remove principals that are not asked for.")] = False,
     no_delegation: NoDelegationOpt = False,
+    allow_broad: Annotated[bool, typer.Option("--allow-broad", help="Allow a broad principal among --admins "
+                                              "(Authenticated Users, BUILTIN\\Users, Domain Users ...).")] = False,
     what_if: WhatIfOpt = False,
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
@@ -74,7 +76,7 @@ def create(
 
     result = smb.create(session, name=name, server=server, path=path, hosts=hosts, group=group, admins=admins or [],
                         continuously_available=continuously_available, encrypt=encrypt, prune=prune,
-                        no_delegation=no_delegation, what_if=what_if)
+                        no_delegation=no_delegation, what_if=what_if, allow_broad=allow_broad)
     _print_result(result, output, prune=prune)
 
 

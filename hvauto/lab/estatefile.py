@@ -20,6 +20,7 @@ from typing import Any
 
 from hvauto import schemas, yamldoc
 from hvauto.errors import ValidationError
+from hvauto.text import read_file
 
 from .estate import DOMAIN, DOMAIN_SID, NETBIOS, OS_INFO, GiB, vm_files
 from .estate import _guid as guid
@@ -62,13 +63,8 @@ class Loaded:
 def read(path: str | Path) -> Loaded:
     """Read, validate and convert an estate file; ValidationError lists every problem with its line."""
     where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError([f"{where}: cannot read: {exc.strerror or exc}"], what=WHAT) from None
-    except UnicodeDecodeError:
-        raise ValidationError([f"{where}: cannot read: not UTF-8 text"], what=WHAT) from None
-    return parse(text, where)
+    # Bounded as every input file is: a regular file of at most 1 MiB of UTF-8 (hvauto.text).
+    return parse(read_file(path, what=WHAT), where)
 
 
 def parse(text: str, where: str) -> Loaded:

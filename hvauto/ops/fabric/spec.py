@@ -120,12 +120,7 @@ def _line_of_problem(lines: dict[yamldoc.Key, int], problem: str) -> int:
 def load_spec(path: str | Path, *, hosts: list[str] | None = None) -> FabricSpec:
     """Read and validate a spec (no remote call); ValidationError lists every problem with key and reason."""
     where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError([f"{where}: cannot read: {exc.strerror or exc}"], what="fabric spec") from None
-    except UnicodeDecodeError:
-        raise ValidationError([f"{where}: cannot read: not UTF-8 text"], what="fabric spec") from None
+    text = yamldoc.read_file(path, what="fabric spec")
     doc, lines = yamldoc.load(text, where, what="fabric spec")
     found = schemas.validate(schemas.load(SCHEMA), doc)
     if found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from hvauto.errors import (
@@ -22,10 +23,19 @@ def is_windows_path(path: str) -> bool:
     return len(path) >= 3 and path[0].isalpha() and path[1] == ":" and path[2] == "\\"
 
 
+#: The longest pause between two polls of a migration job.
+MAX_POLL_INTERVAL = 3600.0
+
+
 def validate(session: Session, *, vm: str, dest: str | None, source: str | None, storage_path: str | None,
-             source_flag: str = "--from") -> None:
+             source_flag: str = "--from", poll_interval: float = 1.0) -> None:
     """Every input problem at once, before any remote call (``source_flag``: the option that named the source)."""
     problems: list[str] = []
+    if not (isinstance(poll_interval, (int, float)) and math.isfinite(poll_interval)
+            and 0 <= poll_interval <= MAX_POLL_INTERVAL):
+        # inf would crash the sleep after the move started, NaN would never sleep at all.
+        problems.append(f"poll interval {poll_interval!r}: expected a number of seconds from 0 to "
+                        f"{MAX_POLL_INTERVAL:g}")
     if not vm.strip():
         problems.append("VM name is empty")
     hyperv = {h.lower() for h in session.inventory.with_role("hyperv")}

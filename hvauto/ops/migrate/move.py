@@ -13,6 +13,7 @@ from typing import Any
 from hvauto import hyperv
 from hvauto.errors import (
     ErrorRecord,
+    OutcomeUnknown,
     PreflightError,
     Problem,
     RemoteScriptError,
@@ -64,6 +65,41 @@ def cleanup_planned(session: Session, hosts: list[str], vm_id: str, *, failed: l
     return [h for h, d in group.values().items() if d.get("removed")]
 
 
+def find_out(vm: str) -> list[str]:
+    """The commands that tell (and end) a move whose start had no answer."""
+    return [f"hvauto migrate --watch {vm}", f"hvauto migrate --cancel {vm}", "hvauto vm list"]
+
+
+def _look_for_started(session: Session, *, src_host: str, vm: str, vm_id: str, dest: str,
+                      lost: TransportError, looks: int = 3, pause: float = 1.0,
+                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
+    """After a start whose answer was lost: the move's job, or None when the VM has already left the source.
+
+    A start the host received shows as a move job within moments; the source is asked ``looks`` times
+    before hvauto says it cannot tell (:class:`OutcomeUnknown`), because a start held up in the service can
+    still begin after the first look. Nothing is ever sent again from here.
+    """
+    for attempt in range(looks):
+        try:
+            status = patiently(lambda: session.run(src_host, "migrate_status", vm_params(vm_id)).data)
+        except TransportError as exc:
+            raise OutcomeUnknown(
+                f"{src_host}: the answer to the start of the move of {vm} was lost ({lost.message}), and the "
+                f"host cannot be asked what happened ({exc.message}); nothing was sent again",
+                commands=find_out(vm)) from exc
+        job = pick_job(list(status.get("jobs") or []))
+        if job is not None or status.get("vm") is None:
+            return job
+        if attempt < looks - 1:
+            sleep(pause)
+    raise OutcomeUnknown(
+        f"{src_host}: the answer to the start of the move of {vm} to {dest} was lost ({lost.message}); {vm} is "
+        "still there and no move of it is visible, but a start held up on the way may still begin; nothing was "
+        "sent again", commands=find_out(vm),
+        hint=f"`hvauto migrate --watch {vm}` follows a move that started late and `hvauto migrate --cancel {vm}` "
+        f"ends it; when neither shows a move, run the migrate again")
+
+
 def _on_dest_done(loc: Located, *, dest: str, storage_path: str | None, mode: str) -> bool:
     disks = [d.path for d in loc.vm.disks]
     if mode == SHARED_NOTHING:
@@ -93,7 +129,7 @@ def migrate(
 ) -> MigrationResult:
     """``hvauto migrate --shared-nothing|--live VM DEST``: locate, preflight, start, watch, verify."""
     mode = LIVE if live else SHARED_NOTHING
-    validate(session, vm=vm, dest=dest, source=source, storage_path=storage_path)
+    validate(session, vm=vm, dest=dest, source=source, storage_path=storage_path, poll_interval=poll_interval)
     dest = session.host(dest).name
     loc = locate_from(session, vm, source=source, dest=dest)
     if loc.host.lower() == dest.lower():
@@ -173,15 +209,10 @@ def migrate(
             instance_id = str(job["instance_id"]) if job else ""
         except TransportError as exc:
             if not exc.sent:
-                raise
-            # The request reached the host and its answer was lost: look, never send Move-VM again.
-            status = session.run(src_host, "migrate_status", vm_params(vm_id)).data
-            job = pick_job(list(status.get("jobs") or []))
-            if job is None and status.get("vm") is not None:
-                raise type(exc)(
-                    f"{src_host}: the answer to the start of the move was lost and no move of {vm_name} is visible; "
-                    "nothing was sent again", sent=True, hint=f"run `hvauto migrate --shared-nothing {vm_name} {dest}` again "
-                    "(its preflight will see a move that started late)") from exc
+                raise  # refused or never reached the host: nothing started (a transient one was already retried)
+            # The request reached the host and its answer was lost: look, never send the start again.
+            job = _look_for_started(session, src_host=src_host, vm=vm_name, vm_id=vm_id, dest=dest, lost=exc,
+                                    pause=poll_interval)
             result.resumed = True
             instance_id = str(job["instance_id"]) if job else ""
     if on_started is not None:

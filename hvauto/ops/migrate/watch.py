@@ -95,7 +95,7 @@ def patiently(read: Callable[[], Any], *, attempts: int = 30, pause: float = 0.5
 def watch_running(session: Session, *, vm: str, source: str | None = None, on_progress: ProgressFn | None = None,
                   poll_interval: float = 1.0) -> dict[str, Any] | None:
     """``hvauto migrate --watch VM``: follow a move started earlier (by hvauto or anyone)."""
-    validate(session, vm=vm, dest=None, source=source, storage_path=None)
+    validate(session, vm=vm, dest=None, source=source, storage_path=None, poll_interval=poll_interval)
     loc = locate_one(session, vm, hosts=[session.host(source).name] if source else None)
     status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
     job = pick_job(list(status.get("jobs") or []))
