@@ -281,6 +281,9 @@ class _Builder:
             }
             if h.get("cluster"):
                 host["cluster"] = h["cluster"]
+            for key in ("network", "clock_skew_seconds", "credential_guard", "winrm"):
+                if key in h:
+                    host[key] = h[key]
             objects["host"].append(host)
             inventory.append((name, tuple(host["roles"]), h["os"] if h.get("inventory_os", True) else None))
             tag = uuid.uuid5(uuid.NAMESPACE_DNS, name).bytes[0]
