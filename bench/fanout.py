@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 
 from hvauto.inventory import load
-from hvauto.lab import setup
-from hvauto.lab.estate import _host, _hyperv
+from hvauto.lab import estatefile, setup
 from hvauto.lab.store import LabStore
 from hvauto.ops import vms
 from hvauto.session import Session
@@ -36,11 +35,13 @@ from hvauto.session import Session
 def _add_hosts(paths: setup.LabPaths, names: list[str], *, wire: bool, delay: float) -> None:
     store = LabStore(paths.state)
     try:
+        # The estate is data: N Hyper-V hosts, each one line of YAML.
+        hosts = estatefile.parse("hosts:\n" + "".join(
+            f'  - {{name: {n}, os: "2022", roles: [hyperv], memory: 256 GiB, logical_processors: 32, rid: {5000 + i},'
+            " hyperv: {migration: {enabled: true, auth: Kerberos}}}\n" for i, n in enumerate(names)), "bench").objects
         with store.transaction() as est:
-            for i, name in enumerate(names):
-                est.put("host", name, _host(name, "2022", ["hyperv"], 256, 32, rid=5000 + i,
-                                            hyperv=_hyperv(enabled=True, auth="Kerberos", networks=[], os="2022")),
-                        host=name)
+            for host in hosts["host"]:
+                est.put("host", host["name"], host, host=host["name"])
         for name in names:
             store.set_fault(name, delay=delay)
     finally:

@@ -27,6 +27,7 @@ the traceback goes to the debug log, never to the screen.
     ├── HostsFailedError              exit 9   some hosts failed, others did not (or each host's own code)
     ├── RunAborted                    exit 11  a runbook step failed on every host
     ├── LockedError                   exit 12  another run of the same runbook holds its lock
+    ├── OutcomeUnknown                exit 13  a change was sent, its answer lost, and the host cannot tell
     └── Interrupted                   exit 130 Ctrl-C
 
 :func:`exit_code` is the one place a code is chosen: from an error of this tree, or from a
@@ -35,7 +36,10 @@ code; some failed: 9).
 
 ``TransportError.transient`` says whether a retry may help; ``sent`` says whether the
 remote side may already have started the script (then a non-idempotent step must be
-re-inspected, never re-sent).
+re-inspected, never re-sent). ``refused`` marks an answer by which the service turned the
+request down before running anything (HTTP 401/403/503, a WinRM quota fault): on the very
+request that carries the script it proves the script did not run, so the back-ends clear
+``sent`` then; on any later request (a Receive) the script is running regardless.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class ExitCode(IntEnum):
     PREFLIGHT = 10
     ABORTED = 11
     LOCKED = 12
+    UNKNOWN = 13
     NOT_READY = 14
     INTERRUPTED = 130
 
@@ -149,12 +154,18 @@ class TransportError(HvautoError):
 
     exit_code = ExitCode.UNREACHABLE
     transient = False
+    #: The service refused the request before running anything (401/403/503, a quota fault).
+    refused = False
 
     def __init__(self, message: str, *, host: str | None = None, sent: bool = False, hint: str | None = None) -> None:
         text = f"{host}: {message}" if host else message
         super().__init__(text, hint=hint)
         self.host = host
         self.sent = sent
+
+    def to_dict(self) -> dict[str, Any]:
+        # ``sent``: the script may have run on the host (its answer was lost), so look before running it again.
+        return {**super().to_dict(), "sent": self.sent}
 
 
 class ConnectError(TransportError):
@@ -354,6 +365,23 @@ class LockedError(HvautoError):
     """Another run of the same runbook is in progress: this one did nothing."""
 
     exit_code = ExitCode.LOCKED
+
+
+class OutcomeUnknown(HvautoError):
+    """A change was sent, its answer was lost, and reading the host back cannot tell whether it ran.
+
+    Nothing is sent again; ``commands`` are the ones that find out (and undo) what happened.
+    """
+
+    exit_code = ExitCode.UNKNOWN
+
+    def __init__(self, message: str, *, commands: Sequence[str] = (), hint: str | None = None) -> None:
+        self.commands = list(commands)
+        shown = "; ".join(f"`{c}`" for c in self.commands)
+        super().__init__(message, hint=hint or (f"to find out: {shown}" if shown else None))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "commands": self.commands}
 
 
 class Interrupted(HvautoError):

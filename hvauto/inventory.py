@@ -23,8 +23,10 @@ with the file, the key and the reason.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
+import shlex
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import versions
-from .errors import ConfigError, NoInventoryError, UnknownHostError, UsageError
+from .errors import ConfigError, NoInventoryError, UnknownHostError, UsageError, ValidationError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,6 +103,8 @@ def _is_ip(text: str) -> bool:
 _HOST_KEYS = {f.name for f in fields(HostConfig)} - {"name"}
 _INT_KEYS = {"port", "max_concurrency"}
 _FLOAT_KEYS = {"connect_timeout", "operation_timeout", "read_timeout"}
+#: The longest timeout the inventory may set (inf or NaN would never end, or crash a socket call).
+MAX_TIMEOUT = 86400
 _BOOL_KEYS = {"tls", "verify", "allow_unencrypted"}
 _STR_KEYS = _HOST_KEYS - _INT_KEYS - _FLOAT_KEYS - _BOOL_KEYS - {"roles"}
 
@@ -134,11 +138,24 @@ def _check_value(path: str, key: str, name: str, value: Any) -> Any:
     if name in _INT_KEYS:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise bad("expected a positive integer")
+        if name == "port" and value > 65535:
+            raise bad("expected a TCP port, 1 to 65535")
         return value
     if name in _FLOAT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise bad("expected a positive number of seconds")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise bad("expected a positive, finite number of seconds")
+        if value > MAX_TIMEOUT:
+            raise bad(f"expected at most {MAX_TIMEOUT} seconds (a day)")
         return float(value)
+    if name == "password_command":
+        if not isinstance(value, str):
+            raise bad("expected a string")
+        try:
+            if not shlex.split(value):
+                raise bad("expected a command")
+        except ValueError as exc:
+            raise bad(f"cannot split into a command: {exc}") from None
+        return value
     if not isinstance(value, str):
         raise bad("expected a string")
     if name == "transport" and value not in TRANSPORTS:
@@ -248,12 +265,9 @@ def config_dir() -> Path:
 def _user_defaults() -> tuple[str, dict[str, Any]]:
     """The user's own defaults: ``<config dir>/config.toml``, table ``[defaults]``."""
     path = config_dir() / "config.toml"
-    if not path.is_file():
+    if not path.exists():
         return str(path), {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", path=str(path)) from None
+    data = _toml(_read(path), str(path))
     return str(path), _check_table(str(path), "defaults.", data.get("defaults", {}))
 
 
@@ -262,7 +276,12 @@ def _env_defaults() -> dict[str, Any]:
     for var, key in ENV_KEYS.items():
         raw = os.environ.get(var)
         if raw:
-            value: Any = float(raw) if key in _FLOAT_KEYS else raw
+            value: Any = raw
+            if key in _FLOAT_KEYS:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    raise ConfigError(f"expected a number of seconds, got {raw!r}", path=f"${var}") from None
             out[key] = _check_value(f"${var}", var, key, value)
     return out
 
@@ -270,6 +289,8 @@ def _env_defaults() -> dict[str, Any]:
 def find_inventory(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit:
         path = Path(explicit)
+        if path.exists() and not path.is_file():
+            raise ConfigError("not a regular file", path=str(path))
         if not path.is_file():
             raise ConfigError("no such inventory file", path=str(path),
                               hint="run `hvauto lab init` to create one, or check the path")
@@ -288,20 +309,46 @@ def find_inventory(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def load(explicit: str | os.PathLike[str] | None = None) -> Inventory:
     path = find_inventory(explicit)
+    return parse(_read(path), path)
+
+
+def _read(path: Path) -> str:
+    """The file's text within hvauto's input limits (a regular UTF-8 file of at most 1 MiB)."""
+    from hvauto import text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
-        raise ConfigError(f"cannot read: {why}", path=str(path)) from None
-    return parse(text, path)
+        return text.read_file(path, what="configuration file")
+    except ValidationError as exc:
+        raise ConfigError(exc.problems[0]) from None  # the problem names the file
+
+
+def _toml(text: str, where: str) -> dict[str, Any]:
+    """Parse TOML; too deep a nesting (tomllib recurses) is a configuration error, not a RecursionError."""
+    from hvauto import text as texts
+
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=where) from None
+    except RecursionError:
+        raise ConfigError("not valid TOML: nested too deeply to read", path=where) from None
+
+    def depth(v: Any) -> int:
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        return 1 + max((depth(i) for i in items), default=0)
+
+    try:
+        deep = depth(data) > texts.MAX_DEPTH
+    except RecursionError:
+        deep = True
+    if deep:
+        raise ConfigError(f"nested more than {texts.MAX_DEPTH} levels deep", path=where)
+    return data
 
 
 def parse(text: str, path: Path) -> Inventory:
     where = str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", path=where) from None
+    data = _toml(text, where)
     known = {"defaults", "hosts", "groups", "settings"}
     for key in data:
         if key not in known:
@@ -349,6 +396,9 @@ def _check_security(where: str, cfg: HostConfig) -> None:
     if cfg.transport == "lab":
         if not cfg.lab_state:
             raise ConfigError("the lab transport needs lab_state (the estate's SQLite file)", path=where, key=key)
+        if Path(cfg.lab_state).exists() and not Path(cfg.lab_state).is_file():
+            raise ConfigError(f"lab_state {cfg.lab_state} is not a file (the estate's SQLite file)", path=where,
+                              key=f"{key}.lab_state")
         return
     if cfg.tls:
         return

@@ -283,8 +283,10 @@ class Journal:
                  " hostname, started, finished, resumes, summary")
 
     def run(self, run_id: int) -> RunRecord:
-        with self._lock:
-            row = self.conn.execute(f"SELECT {self._RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        row = None
+        if 0 < run_id < 2**63:  # SQLite's integers are 64-bit: a larger number is no run (not an OverflowError)
+            with self._lock:
+                row = self.conn.execute(f"SELECT {self._RUN_COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no run {run_id} in the journal ({self.path})",
                                 hint="`hvauto runbook history` lists the runs")

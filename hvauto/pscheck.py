@@ -1050,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from hvauto.errors import HvautoError
+    from hvauto.errors import HvautoError, UsageError
 
     parser = argparse.ArgumentParser(prog="python -m hvauto.pscheck", description=main.__doc__)
     parser.add_argument("--template", action="store_true", help="the arguments are template names")
@@ -1076,7 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
                 except (OSError, UnicodeDecodeError) as exc:
-                    raise HvautoError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+                    raise UsageError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
                 for finding in check_script(text, version):
                     print(f"{path}:{finding}")
                     problems += 1

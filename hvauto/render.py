@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, contract, hyperv, versions
-from .errors import TemplateError, UsageError
+from . import __version__, contract, hyperv, text, versions
+from .errors import TemplateError, UsageError, ValidationError
 from .script import Script
 
 _META_RE = re.compile(r"\A\s*\{#-?\s*hvauto\s*\n(?P<yaml>.*?)-?#\}", re.S)
@@ -431,6 +431,10 @@ class Renderer:
         if missing:
             raise TemplateError(f"{name}: missing required parameter(s): {', '.join(missing)}")
         bound = {k: _coerce(name, meta.params[k], v) for k, v in given.items()}
+        bad = [p for k, v in bound.items() for p in text.value_problems(v, k)]
+        if bad:
+            # Bad input, not a bug: it came from an argument, a file or a variable.
+            raise ValidationError(bad, what=f"value for {name} (hvauto sends text as UTF-8)")
         # A Mandatory parameter refuses an empty string or an empty array (PowerShell's binder).
         empty = sorted(k for k, v in bound.items() if meta.params[k].required and v in ("", []))
         if empty:

@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,19 @@ class Schedule:
         return f"hvauto-{self.name}"
 
 
+def _no_structure(value: str, what: str) -> str:
+    """``value`` as it may go into a unit or a crontab line: no character that ends a line or a field's structure.
+
+    A newline (or CR, a vertical tab, any control character, U+2028/U+2029, NEL) in a path would
+    start a new unit section or a second crontab line; such values are refused, never escaped.
+    """
+    bad = [ch for ch in value if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch == "\x85"]
+    if bad:
+        raise UsageError(f"{what} {value!r}: holds a control character ({', '.join(repr(c) for c in sorted(set(bad)))}),"
+                         " which would change the structure of a systemd unit or a crontab line; rename it")
+    return value
+
+
 def check_name(name: str) -> str:
     if not NAME_RE.fullmatch(name):
         raise UsageError(f"schedule name {name!r}: letters, digits, - and _ only (at most 64)")
@@ -239,6 +253,11 @@ def make(name: str, *, runbook: Path, at: str, inventory: Path, backend: str | N
          variables: dict[str, Any] | None = None, vars_files: list[Path] | None = None, limit: list[str] | None = None,
          check: bool = False, on_failure: str | None = None) -> Schedule:
     check_name(name)
+    for what, value in (("the runbook's path", str(runbook.resolve())), ("the inventory's path", str(inventory.resolve())),
+                        *(("--vars-file", str(p.resolve())) for p in vars_files or []),
+                        *(("--limit", h) for h in limit or []), ("the Python interpreter", sys.executable),
+                        ("hvauto's path", _pythonpath() or "")):
+        _no_structure(value, what)
     backend = backend or detect_backend()
     secret = sorted(k for k in (variables or {}) if secret_key(k))
     if secret:
@@ -284,6 +303,20 @@ def _pythonpath() -> str | None:
     return None if "site-packages" in root.parts or "dist-packages" in root.parts else str(root)
 
 
+def run_environment() -> dict[str, str]:
+    """The settings a scheduled run needs to find what ``schedule add`` wrote, resolved now.
+
+    A timer or cron runs in a clean environment (no ``HVAUTO_CONFIG_DIR`` or ``HVAUTO_STATE_DIR``
+    from the shell that added it): the schedule's file, the journal and the logs must be the same
+    ones, so each directory goes into the unit (or the cron line) by its absolute path.
+    """
+    env = {"HVAUTO_CONFIG_DIR": str(config_dir().resolve()), "HVAUTO_STATE_DIR": str(state_dir().resolve())}
+    for var in ("HVAUTO_LOG_DIR", "HVAUTO_CACHE_DIR"):
+        if os.environ.get(var):
+            env[var] = str(Path(os.environ[var]).resolve())
+    return env
+
+
 def _systemd_quote(arg: str) -> str:
     escaped = arg.replace("%", "%%").replace("$", "$$")
     if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", escaped):
@@ -291,15 +324,26 @@ def _systemd_quote(arg: str) -> str:
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _joined(lines: list[str]) -> str:
+    """A unit's or crontab's text, each of hvauto's lines still one line (defence in depth after make())."""
+    if any(ch in line for line in lines for ch in "\n\r\x0b\x0c\x85\u2028\u2029"):
+        raise UsageError("a schedule value would change the structure of its unit or crontab line; nothing was written")
+    return "\n".join(lines)
+
+
 def units(s: Schedule) -> dict[str, str]:
     """The service and timer for a systemd schedule."""
     assert s.calendar
+    for what, value in (("the runbook's path", s.runbook), ("the inventory's path", s.inventory),
+                        ("the calendar", s.calendar), ("the Python interpreter", sys.executable)):
+        _no_structure(value, what)
     exec_start = " ".join(_systemd_quote(a) for a in command(s))
     env = ["Environment=PYTHONUNBUFFERED=1"]
     pp = _pythonpath()
     if pp:
         env.append(f"Environment={_systemd_quote('PYTHONPATH=' + pp)}")
-    service = "\n".join([
+    env += [f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in run_environment().items()]
+    service = _joined([
         "# Written by `hvauto schedule add`; `hvauto schedule remove " + s.name + "` deletes it.",
         "[Unit]",
         f"Description=hvauto runbook {s.name} ({Path(s.runbook).name.replace('%', '%%')})",
@@ -313,7 +357,7 @@ def units(s: Schedule) -> dict[str, str]:
         f"ExecStart={exec_start}",
         "",
     ])
-    timer = "\n".join([
+    timer = _joined([
         "# Written by `hvauto schedule add`.",
         "[Unit]",
         f"Description=Timer for hvauto runbook {s.name}",
@@ -332,11 +376,15 @@ def units(s: Schedule) -> dict[str, str]:
 
 def cron_line(s: Schedule) -> str:
     assert s.cron
+    for what, value in (("the inventory's path", s.inventory), ("the cron line", s.cron),
+                        ("the Python interpreter", sys.executable)):
+        _no_structure(value, what)
     pp = _pythonpath()
     prefix = f"PYTHONPATH={shlex.quote(pp)} " if pp else ""
+    prefix += "".join(f"{k}={shlex.quote(v)} " for k, v in run_environment().items())
     argv = " ".join(shlex.quote(a) for a in command(s))
     cmd = f"cd {shlex.quote(str(Path(s.inventory).parent))} && {prefix}{argv} >/dev/null"
-    return f"{s.cron} {cmd.replace('%', chr(92) + '%')} {MARK} {s.name}"
+    return _joined([f"{s.cron} {cmd.replace('%', chr(92) + '%')} {MARK} {s.name}"])
 
 
 # -- crontab ----------------------------------------------------------------------------------------
@@ -348,7 +396,8 @@ def read_crontab() -> str:
     tool = shutil.which("crontab")
     if not tool:
         raise ConfigError("neither systemd nor crontab is available to schedule runs",
-                          hint="install cron, or run hvauto on a host with systemd")
+                          hint="install cron; or write the systemd units anyway with `--backend systemd` (or "
+                               "HVAUTO_SCHEDULER=systemd) and enable them where systemd runs")
     done = subprocess.run([tool, "-l"], capture_output=True, text=True, timeout=30, check=False)
     if done.returncode != 0:
         if "no crontab" in done.stderr.lower():

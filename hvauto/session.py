@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import contract, versions
 from .credentials import CredentialProvider
-from .errors import HostOutcome, HostsFailedError, HvautoError, RemoteScriptError, TemplateError
+from .errors import HostOutcome, HostsFailedError, HvautoError, RemoteScriptError, TemplateError, TransportError
 from .inventory import HostConfig, Inventory
 from .remote import Progress, ProgressCallback, Result, Script, Transport, open_transport
 from .remote.retry import RetryPolicy, call_with_retry
@@ -215,6 +215,10 @@ class Session:
             result = call_with_retry(attempt, self.retry, idempotent=script.safe_to_resend,
                                      what=f"{cfg.name}: {script.template}")
         except BaseException as exc:
+            if isinstance(exc, TransportError) and not script.read_only and exc.hint is None:
+                # Say what is true: the answer was lost after the script went out, or it never ran.
+                exc.hint = (f"{script.template} was sent and may have run on {cfg.name}: look at the host before "
+                            "running it again" if exc.sent else f"{script.template} did not run on {cfg.name}")
             for obs in self.observers:
                 obs.call_finished(cfg.name, script, None, exc)
             raise

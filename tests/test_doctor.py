@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hvauto.errors import ExitCode
 from tests.conftest import Lab, hv
+from tests.test_migration_rules import merge
 
-
-def _host(lab: Lab, name: str, **changes: Any) -> None:
-    with lab.store.transaction() as est:
-        rec = est.get("host", name)
-        assert rec is not None
-        rec.update(changes)
-        est.put("host", name, rec, host=name)
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT = yaml.safe_load((ROOT / "hvauto" / "lab" / "estates" / "default.yaml").read_text(encoding="utf-8"))
+ESTATE_CASES: list[dict[str, Any]] = yaml.safe_load((ROOT / "tests" / "estates" / "doctor.yaml").read_text())
 
 
 def _pair(doc: dict[str, Any], source: str, dest: str) -> dict[str, Any]:
@@ -76,52 +75,10 @@ def _unreachable(lab: Lab) -> None:
     assert hv("lab", "fault", "hostB", "--down").code == 0
 
 
-def _wrong_cert(lab: Lab) -> None:
-    _host(lab, "hostB", network={"tls_name": "other.lab.test"})
-
-
-def _no_dns(lab: Lab) -> None:
-    _host(lab, "hostB", network={"dns": False})
-
-
-def _skewed(lab: Lab) -> None:
-    _host(lab, "hostB", clock_skew_seconds=600)
-
-
-def _credssp_2025(lab: Lab) -> None:
-    with lab.store.transaction() as est:
-        rec = est.get("host", "hostB")
-        assert rec is not None
-        rec["os"], rec["os_version"], rec["credential_guard"] = "2025", "10.0.26100", True
-        rec["hyperv"]["migration"]["auth_type"] = "CredSSP"
-        est.put("host", "hostB", rec, host="hostB")
-
-
-def _share_not_usable(lab: Lab) -> None:
-    """A share for hostA only, with vm02's disk on it: hostB cannot run vm02 from there."""
-    assert hv("smb", "share", "create", "VMs", "--server", "fs01", "--path", "D:\\Shares\\VMs",
-              "--hosts", "hostA").code == 0
-    with lab.store.transaction() as est:
-        vm = next(v for v in est.all("vm", host="hostA") if v["name"] == "vm02")
-        vm["disks"][0]["path"] = "\\\\fs01\\VMs\\vm02\\vm02.vhdx"
-        est.put("vm", vm["key"], vm, host="hostA")
-
-
-def _quota(lab: Lab) -> None:
-    _host(lab, "hostB", winrm={"max_shells_per_user": 1})
-
-
 CASES: list[tuple[str, Callable[[Lab], None], str, str, str]] = [
-    # id, setup, where the reason is (host name or "share"), its text, its fix
+    # id, setup, where the reason is (host name or "share"), its text, its fix; the situations an estate
+    # file holds are in tests/estates/doctor.yaml (below), a fault the lab injects here
     ("unreachable", _unreachable, "hostB", "no connection to hostB", "firewall lets 5986 through"),
-    ("wrong-certificate", _wrong_cert, "hostB", "is not for that name (it names other.lab.test)",
-     "hosts.hostB.address"),
-    ("no-dns", _no_dns, "hostB", "does not resolve", "check DNS for hostB"),
-    ("clock-skew", _skewed, "hostB", "10 minute(s) ahead of dc01's", "w32tm /resync on hostB"),
-    ("credssp-2025", _credssp_2025, "hostB", "Credential Guard", "hvauto host migration hostB --auth kerberos"),
-    ("share-not-usable", _share_not_usable, "share", "hostB cannot use \\\\fs01\\VMs",
-     "hvauto smb share grant VMs --server fs01 --hosts hostB"),
-    ("winrm-quota", _quota, "hostB", "1 WinRM shell(s) per user", "MaxShellsPerUser"),
 ]
 
 
@@ -166,3 +123,23 @@ def test_unknown_host_is_not_found(lab: Lab) -> None:
     res = hv("doctor", "nosuch", "-o", "json")
     assert res.code == ExitCode.NOT_FOUND
     assert res.json()["event"] == "error"
+
+
+@pytest.mark.parametrize("case", ESTATE_CASES, ids=[c["name"] for c in ESTATE_CASES])
+def test_each_estate_situation_gives_its_reason_and_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       case: dict[str, Any]) -> None:
+    estate = tmp_path / "estate.yaml"
+    estate.write_text(yaml.safe_dump(merge(DEFAULT, case.get("patch") or {}), sort_keys=False), encoding="utf-8")
+    assert hv("lab", "init", str(tmp_path / "lab"), "--estate", str(estate)).code == 0
+    monkeypatch.chdir(tmp_path / "lab")
+    assert hv("delegation", "grant", "hostB", "--to", "hostA").code == 0  # only the situation itself is left
+    res = hv("doctor", "hostA", "hostB", "fs01", "-o", "json")
+    doc = res.json()
+    if case["where"] == "share":
+        found = [(p["message"], p["fix"]) for s in doc["shares"] for p in s["problems"]]
+    else:
+        h = _host_doc(doc, case["where"])
+        found = [(s["detail"], s["fix"]) for s in h["stages"] if not s["ok"] or s["warning"]]
+        found += [(p["message"], p["fix"]) for p in h["problems"]]
+    assert any(case["says"] in m and case["fix"] in (f or "") for m, f in found), found
+    assert res.code == (0 if case.get("ready") else ExitCode.NOT_READY), found

@@ -337,7 +337,7 @@ def test_a_missing_or_broken_spec_file_is_usage(lab: Lab, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        (b"\xff\xfe\x00binary", "bad.yaml: cannot read: not UTF-8 text"),
+        (b"\xff\xfe\x00binary", "bad.yaml:1: cannot read: not UTF-8 text (byte 0xff)"),
         (b"switch: [1\n", "bad.yaml:2: not valid YAML: expected ',' or ']'"),
     ],
 )

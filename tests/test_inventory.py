@@ -115,3 +115,18 @@ def test_not_utf8_is_a_config_error(tmp_path: Path) -> None:
 def test_explicit_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such inventory"):
         load(tmp_path / "missing.toml")
+
+
+def test_verify_false_is_warned_about_on_every_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hvauto.credentials import Credentials
+    from hvauto.remote import open_transport
+
+    path = tmp_path / "i.toml"
+    path.write_text('[hosts.hv1]\ntransport = "psrp"\nverify = false\n[hosts.hv2]\ntransport = "psrp"\n')
+    inv = load(path)
+    for _ in range(2):
+        open_transport(inv.host("hv1"), Credentials("u", None, "test")).close()
+        open_transport(inv.host("hv2"), Credentials("u", None, "test")).close()
+    err = capsys.readouterr().err
+    assert err.count("hv1: TLS certificate verification is off (verify = false)") == 2
+    assert "hv2" not in err

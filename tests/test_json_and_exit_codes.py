@@ -45,6 +45,7 @@ OK_ARGS: dict[str, list[str]] = {
     "runbook show": ["runbook", "show", "1"],
     "schedule add": ["schedule", "add", "report", "--runbook", "rb.yml", "--at", "Mon *-*-* 07:00"],
     "schedule list": ["schedule", "list"],
+    "schedule logs": ["schedule", "logs", "report"],
     "smb share create": ["smb", "share", "create", *SHARE, "--path", "D:\\Shares\\VMs", "--hosts", "hostA,hostB"],
     "smb share show": ["smb", "share", "show", *SHARE],
     "smb share grant": ["smb", "share", "grant", *SHARE, "--hosts", "hv12"],
@@ -150,6 +151,9 @@ def test_success_is_json_lines_with_a_result(env: Lab, command: str) -> None:
         assert hv("runbook", "run", "rb.yml").code == 0
     if command in ("smb share grant", "smb share revoke", "smb share remove", "smb share show"):
         assert hv(*OK_ARGS["smb share create"]).code == 0
+    if command == "schedule logs":
+        assert hv(*OK_ARGS["schedule add"]).code == 0
+        assert hv("schedule", "run", "report").code == 0
     res, events = json_run(*OK_ARGS[command])
     assert res.code == 0, res.err
     assert events, command
@@ -178,6 +182,9 @@ def test_no_inventory_is_an_error_line(tmp_path: Path, monkeypatch: pytest.Monke
     res, events = json_run(*OK_ARGS[command])
     if command == "schedule list":  # needs no inventory
         assert res.code == 0
+        return
+    if command == "schedule logs":  # needs no inventory either: there is no such schedule
+        assert_error_line(res, events, ExitCode.NOT_FOUND)
         return
     err = assert_error_line(res, events, ExitCode.CONFIG)
     assert err["error"] == "NoInventoryError" and "hvauto lab init" in err["hint"]
@@ -262,6 +269,8 @@ CODES: list[tuple[int, list[list[str]], list[str]]] = [
     (ExitCode.PREFLIGHT, [], ["migrate", "--shared-nothing", "vm01", "hv12"]),
     (ExitCode.ABORTED, [["lab", "fault", "hostA", "--down"], ["lab", "fault", "hostB", "--down"],
                         ["lab", "fault", "hv12", "--down"]], ["--retries", "1", "runbook", "run", "rb.yml"]),
+    (ExitCode.UNKNOWN, [["lab", "fault", "hostA", "--fail-next", "1", "--kind", "reset", "--template",
+                         "migrate_start"]], ["migrate", "--shared-nothing", "vm01", "hostB", *FAST]),
     (ExitCode.NOT_READY, [], ["doctor"]),
 ]
 

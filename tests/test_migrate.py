@@ -265,7 +265,8 @@ def test_a_lost_answer_to_the_start_is_reinspected_not_resent(fast_lab: Lab) -> 
 
 
 def test_a_running_move_is_resumed_not_restarted(fast_lab: Lab) -> None:
-    set_speed(fast_lab, 5)  # about a second: still running when the CLI's preflight looks, even on a busy machine
+    # About a second over the one 10 GbE migration uplink: still running when the preflight looks, even when busy.
+    set_speed(fast_lab, 20)
     with fast_lab.session() as session:
         session.run("hostA", "migrate_start", {"VmId": vm_record(fast_lab, "vm01")["id"], "DestinationHost": "hostB.lab.test",
                                                "DestinationStoragePath": "D:\\Hyper-V\\vm01", "IncludeStorage": True})
@@ -317,7 +318,15 @@ def test_live_move_needs_storage_on_a_share(fast_lab: Lab) -> None:
     assert res.code == ExitCode.PREFLIGHT
     assert {p["check"] for p in res.json()["problems"]} >= {"vm.storage"}
     share = "\\\\fs01.lab.test\\VMs\\vm01\\vm01.vhdx"
-    set_vm(fast_lab, "vm01", disks=[{"path": share, "size": 60 * GiB, "file_size": 22 * GiB}])
+    set_vm(fast_lab, "vm01", path="\\\\fs01.lab.test\\VMs\\vm01",
+           disks=[{"path": share, "size": 60 * GiB, "file_size": 22 * GiB}])
+    # Every file on a share, but the share does not exist yet: still blocked, with the fix.
+    missing = hv("migrate", "--live", "vm01", "hostB", "-o", "json", *FAST)
+    assert missing.code == ExitCode.PREFLIGHT
+    assert [p["fix"] for p in missing.json()["problems"] if p["check"] == "dest.share"] == [
+        "hvauto smb share create VMs --server fs01 --path PATH --hosts hostA,hostB"]
+    assert hv("smb", "share", "create", "VMs", "--server", "fs01", "--path", "D:\\Shares\\VMs",
+              "--hosts", "hostA,hostB").code == 0
     ok = hv("migrate", "--live", "vm01", "hostB", *FAST)
     assert ok.code == 0, ok.err
     moved = vm_record(fast_lab, "vm01")
@@ -491,19 +500,34 @@ def test_evacuate_max_parallel_caps_the_moves_below_the_host_limits(fast_lab: La
     assert meta(fast_lab, "peak_submitted_max_vm_migrations/hosta") == "1"
 
 
-def test_lab_moves_take_time_in_proportion_to_size_and_share_the_links(fast_lab: Lab) -> None:
-    set_speed(fast_lab, 0.001)
+def test_lab_moves_share_the_migration_link_recomputed_as_moves_end(fast_lab: Lab) -> None:
+    """Two moves over hostA's LiveMigration vNIC (one 10 GbE uplink, not the sum of all four NICs) share it while
+    both run; when the smaller ends, the other gets the whole link."""
+    set_speed(fast_lab, 1)
+    set_vm(fast_lab, "vm01", state="Off", disks=[{"path": "D:\\Hyper-V\\vm01\\vm01.vhdx", "size": 60 * GiB,
+                                                  "file_size": 10 * GiB}])
+    set_vm(fast_lab, "vm02", disks=[{"path": "D:\\Hyper-V\\vm02\\vm02.vhdx", "size": 60 * GiB,
+                                     "file_size": 30 * GiB}])
     with fast_lab.session() as session:
-        for name in ("vm02", "vm01"):
-            session.run("hostA", "migrate_start", {"VmId": vm_record(fast_lab, name)["id"],
-                                                   "DestinationHost": "hostB.lab.test",
-                                                   "DestinationStoragePath": f"D:\\Hyper-V\\{name}",
-                                                   "IncludeStorage": True})
+        for name in ("vm01", "vm02"):
+            _start(fast_lab, name)
+        link = 10 * 10**9 / 8
+        shift = 20.0
+        with fast_lab.store.transaction() as est:
+            for j in est.all("migration_job"):
+                moved = {k: float(j[k]) - shift for k in ("queued_at", "started_at", "advanced_at") if j.get(k)}
+                est.put("migration_job", j["key"], {**j, **moved}, host=j["source"])
+        session.run("hostA", "migrate_status", {"VmId": vm_record(fast_lab, "vm02")["id"]})
     with fast_lab.store.transaction() as est:
         jobs = {j["vm_name"]: j for j in est.all("migration_job") if j["job_type"] in MOVE_JOB_TYPES}
-    bps = 4 * 10 * 10**9 / 8  # four 10 GbE NICs on each side
-    assert jobs["vm02"]["duration"] == pytest.approx(9 * GiB / bps)  # off: disks only
-    assert jobs["vm01"]["duration"] == pytest.approx((22 + 4) * GiB / (bps / 2))  # running, beside vm02
+    small, big = jobs["vm01"], jobs["vm02"]
+    together = 10 * GiB / (link / 2)  # ~17.2 s: both at half the link
+    assert small["state"] == 7
+    assert float(small["finished_at"]) - float(small["started_at"]) == pytest.approx(together, rel=1e-3)
+    # vm02: half the link until vm01 ended, then all of it (not half of it to the end, as a rate fixed at its start).
+    expected = link / 2 * together + link * (shift - together)
+    assert big["state"] == 4
+    assert float(big["bytes_done"]) == pytest.approx(expected, rel=0.01)
 
 
 # -- the move through the migration service (MigrateVirtualSystemToHost) and its job -------------------------
@@ -516,7 +540,7 @@ def _start(lab: Lab, name: str = "vm01", **extra: Any) -> dict[str, Any]:
 
 
 def test_the_start_returns_the_jobs_identity_and_a_move_outlives_its_session(fast_lab: Lab) -> None:
-    set_speed(fast_lab, 5)
+    set_speed(fast_lab, 20)  # about a second: 26 GiB over hostA's one 10 GbE migration uplink
     started = _start(fast_lab, ListenerAddress=["10.0.50.22"])  # the session is closed when this returns
     assert started["return_value"] == 4096
     job = started["job"]
@@ -527,6 +551,9 @@ def test_the_start_returns_the_jobs_identity_and_a_move_outlives_its_session(fas
     final = res.json_lines()[-1]
     assert final["job"]["instance_id"] == job["instance_id"] and final["job"]["job_state"] == 7
     assert vm_record(fast_lab, "vm01")["host"].lower() == "hostb"
+    # The watch knows what the move copies (disks and memory), not "0 B of 0 B".
+    progress = [e for e in res.json_lines() if e.get("event") == "progress"]
+    assert progress and all(p["bytes_total"] == (22 + 4) * GiB for p in progress)
 
 
 def test_a_check_job_of_the_same_vm_is_never_taken_for_the_move(fast_lab: Lab) -> None:
@@ -627,7 +654,8 @@ def test_a_cancel_the_job_refuses_is_reported_not_counted(fast_lab: Lab) -> None
         j = est.get("migration_job", job["instance_id"])
         assert j is not None
         # 95% through: switching over (the lab refuses a Terminate from 90% on)
-        est.put("migration_job", j["key"], {**j, "started_at": time.time() - 0.95 * j["duration"] / 0.01},
+        total = float(j["disk_bytes"]) + float(j["memory_bytes"])
+        est.put("migration_job", j["key"], {**j, "bytes_done": 0.95 * total, "advanced_at": time.time()},
                 host="hostA")
     res = hv("migrate", "--cancel", "vm01", "-o", "json")
     assert res.code == 0, res.err

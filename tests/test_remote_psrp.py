@@ -678,15 +678,23 @@ ERROR_CASES = [
     ("open", requests.exceptions.ReadTimeout("read timeout"), OperationTimeout, True, False),
     ("begin", refused(), ConnectError, True, False),  # a fresh connection refused: nothing left
     ("begin", reset(), ConnectError, True, True),
-    ("begin", fault(0x803381A6), QuotaError, True, True),
-    ("begin", fault(str(0x803381E9)), QuotaError, True, True),
-    ("begin", fault(0x80338048), QuotaError, False, True),  # envelope size: retrying cannot help
+    # A refusal of the Command itself (quota, 401, 503) proves the pipeline never started.
+    ("begin", fault(0x803381A6), QuotaError, True, False),
+    ("begin", fault(str(0x803381E9)), QuotaError, True, False),
+    ("begin", fault(0x80338048), QuotaError, False, False),  # envelope size: retrying cannot help
+    ("begin", WinRMTransportError("http", 503, "Service Unavailable"), ConnectError, True, False),
+    ("begin", AuthenticationError("Failed to authenticate the user ops with ntlm"), AuthError, False, False),
     ("begin", fault(0x80338000), ProtocolError, False, True),
     ("begin", fault("s:Receiver"), ProtocolError, False, True),
     ("poll", requests.exceptions.ReadTimeout(f"read timeout {PASSWORD}"), OperationTimeout, True, True),
     ("poll", reset(), ConnectError, True, True),
     ("poll", fault(0x80338029), OperationTimeout, True, True),
     ("poll", WinRMTransportError("http", 500, ""), ConnectError, True, True),
+    # The same refusals after the Command went out: the script is running regardless.
+    ("poll", WinRMTransportError("http", 503, "Service Unavailable"), ConnectError, True, True),
+    ("poll", AuthenticationError("Failed to authenticate the user ops with ntlm"), AuthError, False, True),
+    ("poll", WinRMTransportError("http", 401, ""), AuthError, False, True),
+    ("poll", fault(0x803381A6), QuotaError, True, True),
     ("poll", WinRMTransportError("http", 400, "bad"), ProtocolError, False, True),
     ("poll", WinRMError(f"Received related id does not match {PASSWORD}"), ProtocolError, False, True),
     ("poll", requests.exceptions.SSLError("EOF occurred in violation of protocol"), TLSError, False, True),

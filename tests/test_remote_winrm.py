@@ -531,13 +531,20 @@ ERROR_CASES = [
     ("Command", requests.exceptions.ReadTimeout("read timed out"), OperationTimeout, True, False),
     ("Command", reset(), ConnectError, True, False),  # the script is not on the host before the last Send
     ("Send", reset(), ConnectError, True, True),  # the last (only) Send may have arrived
-    ("Send", wsman_fault(0x80338048), QuotaError, False, True),  # envelope too large: no retry helps
+    # A refusal of the last Send (too large, quota, 401, 503) proves the loader never ran the script.
+    ("Send", wsman_fault(0x80338048), QuotaError, False, False),  # envelope too large: no retry helps
+    ("Send", WinRMTransportError("http", 503, ""), ConnectError, True, False),
+    ("Send", InvalidCredentialsError("the specified credentials were rejected"), AuthError, False, False),
     ("Send", refused(), ConnectError, True, False),
     ("Receive", requests.exceptions.ReadTimeout(f"read timed out {PASSWORD}"), OperationTimeout, True, True),
     ("Receive", reset(), ConnectError, True, True),
     ("Receive", wsman_fault(0x80338000), ProtocolError, False, True),
     ("Receive", WinRMTransportError("http", 500, "not xml"), ConnectError, True, True),
     ("Receive", WinRMTransportError("http", 400, ""), ProtocolError, False, True),
+    # After the last Send the script runs: a 401 or 503 on the Receive leaves it running.
+    ("Receive", WinRMTransportError("http", 401, ""), AuthError, False, True),
+    ("Receive", WinRMTransportError("http", 503, ""), ConnectError, True, True),
+    ("Receive", InvalidCredentialsError("the specified credentials were rejected"), AuthError, False, True),
     ("Receive", WinRMError(f"something odd {PASSWORD}"), ProtocolError, False, True),
 ]
 

@@ -424,7 +424,7 @@ def test_assert_stops_a_host_with_its_message(lab: Lab) -> None:
 
 
 @pytest.mark.parametrize(("data", "needle"), [
-    (b"name: x\xff\nsteps: []\n", "rb.yml:1: not UTF-8 text (byte 0xff)"),
+    (b"name: x\xff\nsteps: []\n", "rb.yml:1: cannot read: not UTF-8 text (byte 0xff)"),
     (b"name: x\x07\nsteps:\n  - vm.list: {}\n", "rb.yml:1: not valid YAML: special characters are not allowed"),
     (b"name: x\nsteps:\n  - vm.list: {}\n    name: a\n    name: b\n", "rb.yml:5: duplicate key 'name'"),
     (b"name: !!python/object:os.system x\nsteps: []\n", "could not determine a constructor"),

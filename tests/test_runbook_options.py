@@ -51,7 +51,7 @@ BEFORE = {
                   "hosts": ("host[]", True, (), None), "group": ("str", False, (), None),
                   "admins": ("str[]", False, (), None), "continuously_available": ("bool", False, (), None),
                   "encrypt": ("bool", False, (), None), "prune": ("bool", False, (), None),
-                  "no_delegation": ("bool", False, (), None)},
+                  "no_delegation": ("bool", False, (), None), "allow_broad": ("bool", False, (), None)},
     "smb.show": {"name": ("str", True, (), None), "server": ("host", True, (), None)},
     "storage.move": {"vm": ("str", True, (), None), "path": ("str", True, (), None), "host": ("host", False, (), None),
                      "poll_interval": ("number", False, (), None)},

@@ -273,3 +273,103 @@ def test_schedule_names_are_checked(lab: Lab, runbook: Path, monkeypatch: pytest
     res = hv("schedule", "add", name, "--runbook", "nightly.yml", "--at", "daily")
     assert res.code == ExitCode.USAGE, res.err
     assert "letters, digits, - and _ only" in res.err
+
+
+# -- what a unit or a crontab line may hold (issue 12) ------------------------------------------------
+
+def test_a_runbook_name_cannot_add_a_section_to_the_unit(lab: Lab, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "systemd")
+    hostile = lab.dir / "x\n[Service]\nExecStartPre=touch INJECTED\n.yml"
+    hostile.write_text(textwrap.dedent(RUNBOOK).lstrip())
+    res = hv("schedule", "add", "inj", "--runbook", str(hostile), "--at", "daily")
+    assert res.code == ExitCode.USAGE, res.err
+    assert "control character" in res.err and "'\\n'" in res.err
+    assert not (tmp_path / "units").exists() or not any((tmp_path / "units").iterdir())
+
+
+def test_an_inventory_directory_cannot_add_a_crontab_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvauto.lab import setup
+
+    odd = tmp_path / "inv\n* * * * * touch INJECTED #"
+    setup.init(odd)
+    monkeypatch.chdir(odd)
+    (odd / "nightly.yml").write_text(textwrap.dedent(RUNBOOK).lstrip())
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "cron")
+    res = hv("schedule", "add", "inj", "--runbook", "nightly.yml", "--at", "0 2 * * *")
+    assert res.code == ExitCode.USAGE, res.err
+    assert "control character" in res.err
+    assert not (tmp_path / "crontab").exists()
+
+
+@pytest.mark.parametrize("char", ["\r", "\x0b", "\u2028", "\x85", "\x1b"])
+def test_no_line_breaking_character_reaches_a_unit(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   char: str) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "systemd")
+    hostile = lab.dir / f"a{char}b.yml"
+    hostile.write_text(textwrap.dedent(RUNBOOK).lstrip())
+    res = hv("schedule", "add", "inj", "--runbook", str(hostile), "--at", "daily")
+    assert res.code == ExitCode.USAGE, res.err
+
+
+def test_the_lock_is_on_the_file_not_the_name_it_was_reached_by(lab: Lab, runbook: Path) -> None:
+    from hvauto.runbook import lock
+
+    link = lab.dir / "other-name.yml"
+    link.symlink_to(runbook)
+    assert lock.lock_file(link) == lock.lock_file(runbook) == lock.lock_file(lab.dir / "." / "nightly.yml")
+    with lock.hold(runbook, what="the test"):
+        res = hv("runbook", "run", str(link))
+    assert res.code == ExitCode.LOCKED, res.err
+
+
+def test_a_unit_run_in_a_clean_environment_finds_its_schedule(lab: Lab, runbook: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `env -i` leaves plus what the unit sets is enough: the config, state and log directories are in it."""
+    import shlex
+
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "systemd")
+    assert hv("schedule", "add", "clean", "--runbook", "nightly.yml", "--at", "daily").code == 0
+    service, _ = units_of(tmp_path, "clean")
+    text = service.read_text()
+    env = {"PATH": "/usr/bin:/bin"}
+    for line in text.splitlines():
+        if line.startswith("Environment="):
+            key, _, value = shlex.split(line[len("Environment="):])[0].partition("=")
+            env[key] = value
+    assert {"HVAUTO_CONFIG_DIR", "HVAUTO_STATE_DIR"} <= set(env)
+    svc = parse_unit(service)["Service"]
+    argv = shlex.split(svc["ExecStart"])
+    done = subprocess.run(argv, cwd=svc["WorkingDirectory"], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "no schedule named" not in done.stderr
+
+
+def test_no_scheduler_hints_at_the_systemd_backend(lab: Lab, runbook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "cron")
+    monkeypatch.delenv("HVAUTO_CRONTAB_FILE", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    res = hv("schedule", "add", "x", "--runbook", "nightly.yml", "--at", "daily")
+    assert res.code == 3
+    assert "--backend systemd" in res.err
+
+
+def test_schedule_logs_shows_a_vm_reports_report_lines(lab: Lab, _env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVAUTO_SCHEDULER", "cron")
+    report = Path(__file__).resolve().parent.parent / "playbooks" / "vm-report.yml"
+    (lab.dir / "vm-report.yml").write_text(report.read_text())
+    assert hv("schedule", "add", "vm-report", "--runbook", "vm-report.yml", "--at", "daily").code == 0
+    assert "has not run yet" in hv("schedule", "logs", "vm-report").err
+    assert hv("schedule", "run", "vm-report").code == 0
+    log = (_env / "logs" / "schedule-vm-report.jsonl").read_text()
+    assert log.count("GiB free") >= 3  # each host's report line is in the log itself
+    res = hv("schedule", "logs", "vm-report")
+    assert res.code == 0
+    lines = [line for line in res.out.splitlines() if "GiB free" in line]
+    assert len(lines) == 3 and all(" task step 3 " in line and " done: " in line for line in lines)
+    assert hv("schedule", "logs", "vm-report", "-n", "1").out.count("\n") == 1
+    assert all(json.loads(line)["event"] for line in hv("schedule", "logs", "vm-report", "-o", "json").out.splitlines())
+    assert hv("schedule", "logs", "nosuch").code == 4
+    shown = hv("runbook", "show", "1")
+    assert shown.out.count("GiB free") == 3  # and in the run's own view

@@ -399,3 +399,27 @@ def test_set_smbpathacl_only_when_the_share_acl_is_exactly_the_wanted_principals
         acl: list[tuple[str, str, str]] | None, prune: bool, supported: bool, expected: bool) -> None:
     plan = plan_share(_state(acl), [A, B], create=True, prune=prune, path_acl_supported=supported)
     assert plan.use_path_acl is expected
+
+
+# -- broad principals (issue 12) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("admin", ["NT AUTHORITY\\Authenticated Users", "S-1-5-11", "BUILTIN\\Users"])
+def test_a_broad_principal_is_refused_by_sid_unless_allowed(lab: Lab, admin: str) -> None:
+    argv = ["smb", "share", "create", "VMs", "--server", "fs01", "--path", "D:\\Shares\\VMs", "--hosts", "hostA",
+            "--admins", admin, "--no-delegation"]
+    res = hv(*argv)
+    assert res.code == ExitCode.PREFLIGHT, res.err
+    assert "gives every VM's disks to nearly every user" in res.err and "--allow-broad" in res.err
+    assert lab.calls(template="smb_share_apply") == 0
+    allowed = hv(*argv, "--allow-broad")
+    assert allowed.code == 0, allowed.err
+    assert lab.calls(template="smb_share_apply") == 1
+
+
+def test_broad_domain_groups_are_known_by_rid() -> None:
+    from hvauto.ops.smb.acl import broad
+
+    assert broad("S-1-5-21-1004336348-1177238915-682003330-513") == "Domain Users"
+    assert broad("S-1-5-21-1004336348-1177238915-682003330-512") is None  # Domain Admins names its members
+    assert broad("S-1-5-21-1004336348-1177238915-682003330-1105") is None
+    assert broad("S-1-5-32-544") is None  # BUILTIN\Administrators

@@ -52,10 +52,16 @@ def test_create_is_idempotent(lab: Lab, argv: list[str], kind: str, adapters: li
     assert lab.calls(host="hostB", template="switch_create") == 1
 
 
-def test_create_on_a_bound_adapter_fails_with_hyperv_s_error(lab: Lab) -> None:
+def test_create_on_a_bound_adapter_is_refused_first_and_the_lab_refuses_it_as_hyperv_does(lab: Lab) -> None:
     res = hv("switch", "create", "hostA", "Second", "--adapter", "NIC1")
-    assert res.code == ExitCode.REMOTE
-    assert "already bound to switch External" in res.err
+    assert res.code == ExitCode.PREFLIGHT
+    assert "adapter NIC1 (bound to switch External) is in use" in res.err
+    assert lab.calls(template="switch_create") == 0
+    from hvauto.errors import RemoteScriptError
+
+    with lab.session() as s, pytest.raises(RemoteScriptError, match="already bound to switch External"):
+        s.run("hostA", "switch_create", {"Name": "Second", "BandwidthMode": "Absolute", "NetAdapterName": ["NIC1"],
+                                         "AllowManagementOS": True})
     assert "Second" not in switches("hostA")
 
 

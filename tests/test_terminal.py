@@ -202,3 +202,62 @@ def test_a_slow_answer_is_announced_once(lab: Lab, monkeypatch: pytest.MonkeyPat
     assert res.code == 0
     said = [line for line in res.err.splitlines() if "still waiting" in line]
     assert len(said) == 1 and said[0].startswith("hvauto: hostA: still waiting for the answer to host_facts")
+
+
+FAILURES = [
+    # argv, exit code, what the one line says
+    (["vm", "list", "fs01"], 2, "fs01 is not a Hyper-V host (its roles: fileserver)"),
+    (["switch", "list", "fs01"], 2, "fs01 is not a Hyper-V host"),
+    (["storage", "move", "vm01", "D:\\x", "--host", "fs01"], 2, "--host: fs01 is not a Hyper-V host"),
+    (["storage", "move", "vm02", "Q:\\x"], 10, "hostA has no volume for Q:\\x"),
+    (["switch", "create", "hostA", "Ext2", "-a", "NIC9"], 10, "hostA has no physical adapter NIC9"),
+    (["switch", "create", "hostA", "Ext2", "-a", "NIC1"], 10, "adapter NIC1 (bound to switch External) is in use"),
+    (["host", "migration", "hv12"], 2, "no setting given"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), FAILURES, ids=[" ".join(f[0][:3]) for f in FAILURES])
+def test_each_failure_says_what_to_do_with_its_documented_code(lab: Lab, argv: list[str], code: int,
+                                                              says: str) -> None:
+    res = hv(*argv)
+    assert res.code == code, res.err
+    assert says in res.err and "Traceback" not in res.err
+    assert "not recognized" not in res.err  # never the remote cmdlet's own failure
+    calls = {"vm", "switch"} & {argv[0]} and code == 2
+    if calls:
+        assert lab.calls() == 0
+
+
+def test_fix_lines_name_what_exists(lab: Lab) -> None:
+    res = hv("switch", "create", "hostA", "Ext2", "-a", "NIC9")
+    assert "fix: name one of NIC1, NIC2, NIC3, NIC4" in res.err
+    res = hv("storage", "move", "vm02", "Q:\\x")
+    assert "its VM folder is D:\\Hyper-V" in res.err
+
+
+def test_words_not_python_values(lab: Lab) -> None:
+    from hvauto.ops.smb.acl import rights_text
+
+    res = hv("lab", "fault", "hostA", "--delay", "1.5", "--fail-next", "2", "--kind", "timeout")
+    assert res.out.strip() == "hostA: 1.5 s delay on every call; the next 2 calls fail (timeout)"
+    assert hv("lab", "fault", "hostA", "--clear").code == 0
+    assert hv("smb", "share", "create", "VMs", "--server", "fs01", "--path", "D:\\S", "--hosts", "hostA").code == 0
+    show = hv("smb", "share", "show", "VMs", "--server", "fs01")
+    assert "Continuously available  no" in show.out and "False" not in show.out
+    assert rights_text("268435456") == "GenericAll (FullControl)"
+    assert rights_text("FullControl") == "FullControl"
+    assert "Stop and disable the timer" in hv("schedule", "remove", "--help").out
+
+
+def test_a_closed_pipe_is_not_an_error(lab: Lab) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "hvauto", "doctor"], cwd=lab.dir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line: `| head -0`
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "error" not in err

@@ -12,6 +12,7 @@ import typer
 from hvauto.errors import UsageError
 from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, get_app
 from .output import Output, emit, table
 
@@ -58,15 +59,24 @@ def init(
     = True,
     port: Annotated[int | None, typer.Option(help="With --serve: the endpoint's port (55986 TLS, 55985 HTTP).",
                                              min=1, max=65535)] = None,
+    estate: Annotated[Path | None, typer.Option(
+        "--estate", help="An estate file (YAML, hvauto/schemas/estate.schema.json) to load instead of the default "
+        "one; `lab reset` restores it.")] = None,
 ) -> None:
     """Write a lab inventory (hvauto.toml) and a fresh simulated estate (lab/estate.db)."""
     from hvauto.lab import setup
 
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory}: not a directory (lab init writes hvauto.toml and lab/ into one)")
     opts = setup.ServeOptions(port=port, tls=tls) if serve else None
-    p = setup.init(directory, force=force, serve=opts)
-    typer.echo(f"lab estate created: {p.state}")
+    try:
+        p = setup.init(directory, force=force, serve=opts, estate=estate)
+    except OSError as exc:
+        raise UsageError(f"{directory}: cannot write the lab there: {exc.strerror or exc}") from None
+    typer.echo(f"lab estate created: {p.state}" + (f" (from {estate})" if estate is not None else ""))
     typer.echo(f"inventory written: {p.inventory}")
-    typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
+    if estate is None:
+        typer.echo("hosts: dc01 (AD), fs01 (file server), hostA, hostB (2022), hv12 (2012 R2); domain lab.test")
     if opts is not None:
         typer.echo(f"transport: psrp to 127.0.0.1:{opts.effective_port} ({'TLS' if opts.tls else 'HTTP'}, Basic); "
                    "start the endpoint with `hvauto lab serve` in another terminal")
@@ -74,6 +84,31 @@ def init(
         typer.echo(f"next: cd {directory} && hvauto vm list")
     else:
         typer.echo("next: hvauto vm list")
+
+
+@app.command()
+def capture(
+    ctx: typer.Context,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups (default: the whole inventory).",
+                                                      autocompletion=complete.hosts)] = None,
+    to: Annotated[Path, typer.Option("--to", help="The estate file to write (YAML).")] = Path("estate.yaml"),
+    force: Annotated[bool, typer.Option(help="Overwrite the file if it exists.")] = False,
+) -> None:
+    """Read an estate, read-only, into a lab estate file: `hvauto lab init DIR --estate FILE` then builds its twin."""
+    from hvauto.ops import capture as ops
+
+    if to.exists() and not force:
+        raise UsageError(f"{to} exists; pass --force to overwrite it")
+    state = get_app(ctx)
+    doc = ops.capture(state.session, list(hosts or []))
+    text = ops.to_yaml(doc, str(state.inventory.path))
+    from hvauto.lab import estatefile
+
+    estatefile.parse(text, str(to))  # what it wrote must load: a schema problem is ours, and said now
+    to.write_text(text, encoding="utf-8")
+    n_vms = sum(len(h.get("vms") or []) for h in doc["hosts"])
+    typer.echo(f"captured {count(len(doc['hosts']), 'host')} and {count(n_vms, 'VM')} into {to}; "
+               f"rehearse on it: hvauto lab init twin --estate {to}")
 
 
 @app.command()
@@ -138,6 +173,24 @@ def reset(ctx: typer.Context) -> None:
     typer.echo(f"lab estate reset: {state}")
 
 
+def describe_fault(data: dict[str, object]) -> str:
+    """A lab host's faults in words: ``down; 2.0 s delay; the next 3 calls fail (transient)``."""
+    parts = []
+    if data.get("down"):
+        parts.append("down (connections refused)")
+    if float(data.get("delay") or 0):  # type: ignore[arg-type]
+        parts.append(f"{float(data['delay']):g} s delay on every call")  # type: ignore[arg-type]
+    n = int(data.get("fail_next") or 0)  # type: ignore[call-overload]
+    if n:
+        on = f" on {data['fail_on']}" if data.get("fail_on") else ""
+        parts.append(f"the next {count(n, 'call')}{on} {'fails' if n == 1 else 'fail'} ({data.get('kind') or 'transient'})")
+    if float(data.get("stretch") or 0):  # type: ignore[arg-type]
+        parts.append(f"every script takes {float(data['stretch']):g} s")  # type: ignore[arg-type]
+    if float(data.get("idle_timeout") or 0):  # type: ignore[arg-type]
+        parts.append(f"idle shells dropped after {float(data['idle_timeout']):g} s")  # type: ignore[arg-type]
+    return "; ".join(parts) or "no faults"
+
+
 @app.command()
 def fault(
     ctx: typer.Context,
@@ -148,7 +201,11 @@ def fault(
     fail_next: Annotated[int | None, typer.Option(help="Fail the next N calls.", min=0)] = None,
     kind: Annotated[FaultKind, typer.Option(help="How the next calls fail.")] = FaultKind.transient,
     on: Annotated[WireAction | None, typer.Option(
-        help="Over the wire: fail only this WS-Management action (default: any request).")] = None,
+        help="Fail only this WS-Management action (default: any request). In process, Create/Command/Send "
+        "fail before the script runs, Receive after it ran (its answer lost), Signal after its answer.")] = None,
+    template: Annotated[str | None, typer.Option(
+        help="In process only: fail only runs of this template (migrate_start ...); the wire ignores such a "
+        "fault.")] = None,
     stretch: Annotated[float | None, typer.Option(
         help="Over the wire: every script takes this many seconds, its progress spread over them.", min=0)] = None,
     idle_timeout: Annotated[float | None, typer.Option(
@@ -172,8 +229,9 @@ def fault(
         return
     data = store.set_fault(name, down=down, delay=delay, fail_next=fail_next,
                            kind=kind.value if fail_next else None, fail_on=on.value if on else None,
+                           fail_template=template,
                            stretch=stretch, idle_timeout=idle_timeout)
-    typer.echo(f"{name}: {data}")
+    typer.echo(f"{name}: {describe_fault(data)}")
 
 
 @app.command()
@@ -214,4 +272,5 @@ def speed(
         if factor is not None:
             est.set_meta("time_scale", repr(float(factor)))
         value = est.meta("time_scale", "1.0")
-    typer.echo(f"lab time scale: {value} (a move that takes 60 s in real time takes {60 / float(value or 1):.1f} s)")
+    typer.echo(f"lab time scale: {value} (lab time runs {float(value or 1):g} times as fast as real time: a move of "
+               f"60 s on real hosts takes {60 / float(value or 1):.1f} s here)")

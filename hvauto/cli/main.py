@@ -7,6 +7,7 @@ table and imports none of them; ``hvauto vm list`` builds ``vm`` alone. :func:`f
 the whole tree at once, for documentation, tests and the runbook's option reader.
 """
 
+import errno
 import importlib
 import os
 import sys
@@ -18,8 +19,8 @@ import typer
 import typer.core
 import typer.main
 
-from hvauto import __version__
-from hvauto.errors import ExitCode, HvautoError, PreflightError, exit_code
+from hvauto import __version__, text
+from hvauto.errors import ExitCode, HvautoError, PreflightError, ValidationError, exit_code
 
 from .app import App
 from .output import Output, emit
@@ -28,6 +29,7 @@ EPILOG = (
     "Exit codes: 0 ok, 1 unexpected error, 2 usage or invalid input, 3 inventory/configuration, 4 not found, "
     "5 authentication, 6 unreachable, 7 timeout, 8 remote script error or failed verify, 9 some hosts failed, "
     "10 preflight found blocking problems, 11 runbook aborted, 12 locked (another run of the runbook), "
+    "13 outcome unknown (a change was sent, its answer lost; the error names the commands that find out), "
     "14 doctor: not ready, 130 interrupted."
 )
 
@@ -172,9 +174,12 @@ def root(
 
 
 def log_path() -> Path:
-    base = os.environ.get("HVAUTO_LOG_DIR") or os.environ.get("XDG_STATE_HOME")
-    root_dir = Path(base) if base else Path.home() / ".local" / "state"
-    return (root_dir if os.environ.get("HVAUTO_LOG_DIR") else root_dir / "hvauto") / "hvauto-debug.log"
+    """``$HVAUTO_LOG_DIR``, else the state directory (``$HVAUTO_STATE_DIR``, else ``$XDG_STATE_HOME/hvauto``)."""
+    for var in ("HVAUTO_LOG_DIR", "HVAUTO_STATE_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var]) / "hvauto-debug.log"
+    base = os.environ.get("XDG_STATE_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "state") / "hvauto" / "hvauto-debug.log"
 
 
 def report(exc: HvautoError) -> None:
@@ -218,12 +223,27 @@ def run(argv: list[str] | None = None) -> int:
     """
     state = App()
     command = typer.main.get_command(_typer(set()))
+    # What a host or a user put in a string is shown, never acted on by the terminal (JSON keeps it exact).
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = text.SafeStream(sys.stdout), text.SafeStream(sys.stderr)
     try:
+        args = sys.argv[1:] if argv is None else argv
+        bad = text.argv_problems(args)
+        if bad:
+            # Refused before parsing (a value's bytes decide nothing else); -o json still gets its error line.
+            pairs = {f"{a} {b}" for a, b in zip(args, args[1:], strict=False)} | set(args)
+            if pairs & {"-o json", "--output json", "--output=json", "-ojson"}:
+                state.output = Output.json
+            raise ValidationError(bad, what="argument (hvauto sends text as UTF-8)")
         command.main(args=argv, prog_name="hvauto", standalone_mode=True, obj=state)
         return ExitCode.OK
     except SystemExit as exc:
         code = exc.code
         exit_ = exc.__context__
+        if isinstance(exit_, OSError) and exit_.errno == errno.EPIPE:
+            # click turns a closed pipe into exit 1; the reader (`| head`) simply had enough.
+            _quiet_stdout()
+            return ExitCode.OK
         if code == ExitCode.INTERRUPTED and exit_ is not None and isinstance(exit_.__cause__, KeyboardInterrupt):
             # Typer turns a Ctrl-C the command did not handle into exit 130, silently: say so.
             sys.stderr.write("hvauto: error: interrupted\n")
@@ -236,6 +256,9 @@ def run(argv: list[str] | None = None) -> int:
         if state.output is Output.json:
             report_json(code, type(exc).__name__, exc.message, exc.to_dict())
         return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return ExitCode.OK  # `hvauto vm list | head`: the reader has what it wanted
     except KeyboardInterrupt as exc:
         sys.stderr.write("hvauto: error: interrupted\n")
         if state.output is Output.json:
@@ -248,7 +271,23 @@ def run(argv: list[str] | None = None) -> int:
         return exit_code(exc)
     finally:
         state.close()
+        sys.stdout, sys.stderr = streams
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the pipe's reader is gone, and Python's exit flush must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = ExitCode.OK
+    sys.exit(code)

@@ -23,8 +23,8 @@ storage_app = typer.Typer(help="VM storage.", no_args_is_help=True)
 
 PollOpt = Annotated[
     float,
-    typer.Option("--poll-interval", envvar="HVAUTO_POLL_INTERVAL", min=0.0,
-                 help="Seconds between progress polls of the migration job."),
+    typer.Option("--poll-interval", envvar="HVAUTO_POLL_INTERVAL", min=0.0, max=3600.0,
+                 help="Seconds between progress polls of the migration job (at most 3600)."),
 ]
 
 
@@ -46,7 +46,8 @@ class Bar:
         self.last[p.vm] = step
         line = progress_line(p, width())
         if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if p.state != "Running" else ""))
+            getattr(sys.stderr, "write_raw", sys.stderr.write)("\r")  # redrawn in place: hvauto's own control
+            sys.stderr.write(line + ("\n" if p.state != "Running" else ""))
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
@@ -152,7 +153,7 @@ def migrate(
     vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
     dest: Annotated[str | None, typer.Argument(help="Destination host.", autocompletion=complete.hosts)] = None,
     shared_nothing: Annotated[bool, typer.Option("--shared-nothing", help="Move the VM with its storage "
-                                                 "(Move-VM -IncludeStorage).")] = False,
+                                                 "(MigrateVirtualSystemToHost, VirtualSystemAndStorage).")] = False,
     live: Annotated[bool, typer.Option("--live", help="Move the running VM; its storage stays on its share.")] = False,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the VM's running migration and remove the "
                                          "planned VM a move left behind.")] = False,
@@ -216,6 +217,8 @@ def migrate(
         if output is not Output.json:
             for refused in cres.refused_jobs:
                 note(f"{cres.vm}: not cancelled, still running: {refused}")
+            for left in cres.planned_left:
+                note(f"{cres.vm}: planned VM not removed: {left}")
         return
     if watch:
         try:
@@ -263,7 +266,7 @@ def storage_move(
     what_if: WhatIfOpt = False,
     render: RenderOpt = False,
 ) -> None:
-    """Move a VM's storage on its host (Move-VMStorage), with progress and verify."""
+    """Move a VM's storage on its host (MigrateVirtualSystemToHost, Storage), with progress and verify."""
     from hvauto.ops import storage as ops
 
     session = get_app(ctx).session

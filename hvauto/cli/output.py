@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from hvauto.results import to_jsonable
+from hvauto.text import escape_controls
 
 
 class Output(str, enum.Enum):
@@ -97,7 +98,8 @@ def shorten(text: str, limit: int) -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], stream: TextIO | None = None) -> None:
     """Columns sized to the terminal: the widest cells are shortened (``...``) until a row fits; ``-o json`` has them whole."""
-    text_rows = [["" if c is None else str(c) for c in row] for row in rows]
+    # A cell is one line, whatever a host put in it (a newline would add a fake row).
+    text_rows = [["" if c is None else escape_controls(str(c), lines=True) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
         for i, cell in enumerate(row):
@@ -122,7 +124,7 @@ def kv(pairs: Iterable[tuple[str, Any]], stream: TextIO | None = None) -> None:
     """Key and value pairs; a long value wraps under itself to the terminal's width."""
     import textwrap
 
-    items = [(k, "" if v is None else str(v)) for k, v in pairs]
+    items = [(k, "" if v is None else escape_controls(str(v), lines=True)) for k, v in pairs]
     keys = max((len(k) for k, _ in items), default=0)
     room = max(width() - keys - 2, 20)
     out = stream or sys.stdout

@@ -108,6 +108,12 @@ class JsonReporter:
                                  "elapsed": round(outcome.elapsed, 3), "reused": outcome.reused}
         if outcome.error:
             event["error"] = outcome.error
+        note = task_note(outcome.result)
+        if note:
+            event["note"] = note
+        changes = (outcome.result or {}).get("changes")
+        if isinstance(changes, list) and changes:
+            event["changes"] = changes  # what the step changed, or in check mode would change
         self._emit(event)
 
     def run_finished(self, summary: RunSummary) -> None:
@@ -180,15 +186,28 @@ def execute(state: App, rb: Runbook, variables: dict[str, Any], *, check: bool, 
     return summary
 
 
+def task_note(result: dict[str, Any] | None) -> str:
+    """A task's result in one line: its message (report, assert), what it skipped, or what it changed."""
+    if not result:
+        return ""
+    for key in ("message", "skipped"):
+        if result.get(key):
+            return str(result[key])
+    changes = result.get("changes")
+    if isinstance(changes, list) and changes:
+        first = changes[0]
+        text = (f"{first.get('action', '')} {first.get('target', '')}".strip() if isinstance(first, dict)
+                else str(first))
+        more = len(changes) - 1
+        return text + (f" (+{more} more)" if more else "")
+    return ""
+
+
 def print_summary(summary: RunSummary, redactor: Redactor) -> None:
     rows = []
     for s in summary.steps:
         for h, t in s.tasks.items():
-            err = ""
-            if t.error:
-                err = error_text(t.error)
-            elif t.result and (t.result.get("skipped") or t.result.get("message")):
-                err = str(t.result.get("skipped") or t.result.get("message"))
+            err = error_text(t.error) if t.error else task_note(t.result)
             word = {"done": "ok"}.get(t.state, t.state)
             rows.append((s.step.index + 1, s.step.name, h, word, "yes" if t.changed else "", f"{t.elapsed:.2f}s",
                          redactor.text(err.splitlines()[0] if err else "")))
@@ -358,11 +377,12 @@ def show(
         ("Check mode", "yes" if r.check_mode else "no"), ("Started", _when(r.started)), ("Finished", _when(r.finished)),
         ("Resumed", r.resumes), ("Variables", json.dumps(r.vars, sort_keys=True))])
     names = {s.idx: s.name for s in steps}
-    table(["#", "step", "host", "state", "attempts", "seconds", "changed", "error"],
+    table(["#", "step", "host", "state", "attempts", "seconds", "changed", "note"],
           [(t.idx + 1, names.get(t.idx, ""), t.host, t.state, t.attempts,
             f"{(t.finished or 0) - (t.started or 0):.2f}" if t.started and t.finished else "",
             "yes" if (t.result or {}).get("changed") else "",
-            error_text(t.error) if t.error else "") for t in tasks])
+            next(iter((error_text(t.error) if t.error else task_note(t.result)).splitlines()), ""))
+           for t in tasks])
 
 
 @app.command("schema")

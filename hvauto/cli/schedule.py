@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -107,8 +108,14 @@ def list_(ctx: typer.Context, output: OutputOpt = Output.table) -> None:
            for r in rows])
 
 
+StopOpt = Annotated[bool | None, typer.Option(
+    "--enable/--no-enable",
+    help="Stop and disable the timer with systemctl --user before its units are removed (default: yes, unless "
+         "$HVAUTO_SYSTEMD_DIR points elsewhere).")]
+
+
 @app.command()
-def remove(ctx: typer.Context, name: NameArg, enable: EnableOpt = None) -> None:
+def remove(ctx: typer.Context, name: NameArg, enable: StopOpt = None) -> None:
     """Remove a schedule: its timer and service, or its crontab line."""
     from hvauto import schedule
 
@@ -153,3 +160,76 @@ def run(ctx: typer.Context, name: NameArg) -> None:
             if why:
                 event("notify.failed", reason=why)
     finish(summary)
+
+
+def _log_line(doc: dict[str, Any]) -> str:
+    """One event of a scheduled run, for a person: time, event, step and host, state, its note."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(doc.get("ts") or 0)))
+    kind = str(doc.get("event") or "")
+    parts = [when, kind]
+    if doc.get("run") is not None and kind.startswith("run"):
+        parts.append(f"run {doc['run']}")
+    if doc.get("step") is not None:
+        parts.append(f"step {doc['step']}")
+    if doc.get("host"):
+        parts.append(str(doc["host"]))
+    if doc.get("state"):
+        parts.append(str(doc["state"]))
+    text = " ".join(parts)
+    detail = doc.get("note") or doc.get("message") or doc.get("reason") or ""
+    if isinstance(doc.get("error"), dict):
+        detail = doc["error"].get("message") or detail
+    elif doc.get("error"):
+        detail = str(doc["error"])
+    return f"{text}: {detail}" if detail else text
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    name: NameArg,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines as runs add them.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Only the last N events (0: all).")] = 0,
+    output: OutputOpt = Output.table,
+) -> None:
+    """What a schedule's runs said: each step's outcome per host, reports, errors (its JSON-lines log)."""
+    from hvauto import schedule
+
+    schedule.load(name)  # an unknown schedule is "not found", whether or not it has run
+    path = schedule.log_file(name)
+
+    def show(line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return
+        if output is Output.json:
+            print_json_line(doc)
+        else:
+            typer.echo(_log_line(doc))
+
+    if not path.exists() and not follow:
+        note(f"schedule {name} has not run yet (no {path})")
+        return
+    done = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for line in done[-lines:] if lines else done:
+        show(line)
+    if not follow:
+        return
+    offset = path.stat().st_size if path.exists() else 0
+    try:
+        while True:
+            time.sleep(0.5)
+            if not path.exists() or path.stat().st_size <= offset:
+                continue
+            with path.open("r", encoding="utf-8") as f:
+                f.seek(offset)
+                chunk = f.read()
+                offset = f.tell()
+            for line in chunk.splitlines():
+                show(line)
+    except KeyboardInterrupt:
+        return

@@ -56,6 +56,8 @@ def create(
     encrypt: Annotated[bool, typer.Option("--encrypt", help="Require SMB encryption.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Remove principals that are not asked for.")] = False,
     no_delegation: NoDelegationOpt = False,
+    allow_broad: Annotated[bool, typer.Option("--allow-broad", help="Allow a broad principal among --admins "
+                                              "(Authenticated Users, BUILTIN\\Users, Domain Users ...).")] = False,
     what_if: WhatIfOpt = False,
     output: OutputOpt = Output.table,
     render: RenderOpt = False,
@@ -74,7 +76,7 @@ def create(
 
     result = smb.create(session, name=name, server=server, path=path, hosts=hosts, group=group, admins=admins or [],
                         continuously_available=continuously_available, encrypt=encrypt, prune=prune,
-                        no_delegation=no_delegation, what_if=what_if)
+                        no_delegation=no_delegation, what_if=what_if, allow_broad=allow_broad)
     _print_result(result, output, prune=prune)
 
 
@@ -90,19 +92,22 @@ def show(ctx: typer.Context, name: NameArg, server: ServerOpt, output: OutputOpt
 
         print_steps(session, smb_share.show_steps(session, name=name, server=server), output)
         return
+    from hvauto.ops.smb import acl as smb_acl
+
     view = smb.show(session, name=name, server=server)
     if output is Output.json:
         emit("result", view)
         return
     s = view.settings
     kv([("Share", f"\\\\{view.server}\\{view.name}"), ("Path", view.path),
-        ("Continuously available", s.get("continuously_available")), ("Encrypted", s.get("encrypt_data")),
+        ("Continuously available", "yes" if s.get("continuously_available") else "no"),
+        ("Encrypted", "yes" if s.get("encrypt_data") else "no"),
         ("Open files", len(view.open_files))])
     typer.echo("\nShare ACL")
     table(["account", "sid", "type", "right"], [(a.account, a.sid, a.type, a.right) for a in view.share_acl])
     typer.echo("\nFolder ACL")
     table(["account", "sid", "type", "rights", "inherited", "applies to"],
-          [(a.account, a.sid, a.type, a.rights, "yes" if a.inherited else "no",
+          [(a.account, a.sid, a.type, smb_acl.rights_text(a.rights), "yes" if a.inherited else "no",
             f"{a.inheritance}; {a.propagation}") for a in view.folder_acl])
     typer.echo("\nHyper-V hosts")
 

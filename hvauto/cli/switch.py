@@ -44,7 +44,9 @@ def list_(
     from hvauto.ops import switches
 
     session = get_app(ctx).session
-    targets = session.inventory.resolve(hosts or [], default_role="hyperv")
+    from hvauto.ops import hyperv_hosts
+
+    targets = hyperv_hosts(session.inventory, hosts or [])
     if render:
         print_steps(session, switches.list_steps(session, targets), output)
         return

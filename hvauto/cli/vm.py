@@ -29,7 +29,9 @@ def list_(
 
     state = get_app(ctx)
     session = state.session
-    targets = session.inventory.resolve(hosts or [], default_role="hyperv")
+    from hvauto.ops import hyperv_hosts
+
+    targets = hyperv_hosts(session.inventory, hosts or [])
     if render:
         print_steps(session, vms.list_steps(session, targets, list(name or [])), output)
         return

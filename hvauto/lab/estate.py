@@ -1,12 +1,14 @@
-"""The lab's default estate (domain ``lab.test``) and the rules that derive state from it.
+"""The lab's domain (``lab.test``), Windows' facts per release, and the rules that derive state from the estate.
 
-Every object is a JSON document with a ``key`` (unique within its kind) and, when it
-lives on a host, a ``host``. Derived figures (free memory, free disk) are computed from
+The estate itself is data: ``hvauto/lab/estates/default.yaml`` (see :mod:`hvauto.lab.estatefile`).
+Every object is a JSON document with a ``key`` (unique within its kind) and, when it lives on a
+host, a ``host``. Derived figures (free memory, free disk) are computed from
 the VMs, never stored, so they cannot drift.
 """
 
 from __future__ import annotations
 
+import ntpath
 import uuid
 from typing import Any
 
@@ -28,16 +30,25 @@ OS_INFO: dict[str, tuple[str, str, str]] = {
     "2025": ("10.0.26100", "Microsoft Windows Server 2025 Datacenter", "5.1.26100.1"),
 }
 
-#: VM configuration versions each release can run (Get-VMHostSupportedVersion).
+#: VM configuration versions each release can run (Get-VMHostSupportedVersion), Microsoft's table [WSD-Ver];
+#: 2012's 4.0 from [BOOK-MWS16]. 2022 and 2025 run nothing below 8.0.
 SUPPORTED_VERSIONS: dict[str, list[str]] = {
     "2012": ["4.0"],
     "2012r2": ["5.0"],
     "2016": ["5.0", "6.2", "7.0", "7.1", "8.0"],
     "2019": ["5.0", "6.2", "7.0", "7.1", "8.0", "8.1", "8.2", "8.3", "9.0"],
-    "2022": ["5.0", "6.2", "7.0", "7.1", "8.0", "8.1", "8.2", "8.3", "9.0", "9.1", "9.2", "9.3", "10.0"],
-    "2025": ["5.0", "6.2", "7.0", "7.1", "8.0", "8.1", "8.2", "8.3", "9.0", "9.1", "9.2", "9.3", "10.0",
-             "11.0", "12.0"],
+    "2022": ["8.0", "8.1", "8.2", "8.3", "9.0", "9.1", "9.2", "9.3", "10.0"],
+    "2025": ["8.0", "8.1", "8.2", "8.3", "9.0", "9.1", "9.2", "9.3", "10.0", "11.0", "12.0"],
 }
+#: Versions a release accepts in an incoming live migration besides those it runs, and what the VM becomes:
+#: 2012 R2 takes a 2012 VM (4.0) and upgrades it to 5.0 ("cross release live migration") [KB2956020] [BOOK-MWS16].
+UPGRADED_ON_ARRIVAL: dict[str, dict[str, str]] = {"2012r2": {"4.0": "5.0"}}
+
+
+def accepts_version(dest_os: str, version: str) -> bool:
+    """The destination runs the VM's configuration version, or takes it in a supported cross-version move."""
+    return version in SUPPORTED_VERSIONS[dest_os] or version in UPGRADED_ON_ARRIVAL.get(dest_os, {})
+
 
 MIGRATION_SERVICE = "Microsoft Virtual System Migration Service"
 
@@ -46,213 +57,24 @@ def _guid(seed: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{seed}.{DOMAIN}"))
 
 
-def _host(name: str, os: str, roles: list[str], memory_gib: int, cpus: int, *,
-          hyperv: dict[str, Any] | None = None, rid: int) -> dict[str, Any]:
-    build, caption, ps = OS_INFO[os]
-    return {
-        "key": name,
-        "host": name,
-        "name": name,
-        "fqdn": f"{name}.{DOMAIN}",
-        "domain": DOMAIN,
-        "os": os,
-        "os_version": build,
-        "caption": caption,
-        "ps_version": ps,
-        "roles": roles,
-        "memory_total": memory_gib * GiB,
-        "memory_reserved": 8 * GiB,
-        "logical_processors": cpus,
-        "cpu_vendor": "GenuineIntel",
-        "sid": f"{DOMAIN_SID}-{rid}",
-        "hyperv": hyperv,
-    }
-
-
-def _hyperv(*, enabled: bool, auth: str, networks: list[str], os: str) -> dict[str, Any]:
-    return {
-        "vm_path": r"D:\Hyper-V",
-        "vhd_path": r"D:\Hyper-V\Virtual Hard Disks",
-        "migration": {
-            "enabled": enabled,
-            "auth_type": auth,
-            "use_any_network": not networks,
-            "networks": networks,
-            "max_vm_migrations": 2,
-            "max_storage_migrations": 2,
-            "performance_option": None if os == "2012" else "Compression",
-        },
-    }
-
-
-def _vm(host: str, name: str, state: str, memory_gib: int, disk_gib: int, *, used_gib: int,
-        switch: str, version: str, cpus: int = 2) -> dict[str, Any]:
-    vm_id = _guid(f"vm-{name}")
-    path = rf"D:\Hyper-V\{name}"
-    return {
-        "key": vm_id,
-        "host": host,
-        "id": vm_id,
-        "name": name,
-        "state": state,
-        "cpu_count": cpus,
-        "memory_startup": memory_gib * GiB,
-        "generation": 2,
-        "version": version,
-        "path": path,
-        "clustered": False,
-        "passthrough_disks": [],
-        "disks": [
-            {
-                "path": rf"{path}\Virtual Hard Disks\{name}.vhdx",
-                "size": disk_gib * GiB,
-                "file_size": used_gib * GiB,
-            }
-        ],
-        "adapters": [{"name": "Network Adapter", "switch": switch}],
-    }
-
-
-def _switch(host: str, name: str, adapters: list[str]) -> dict[str, Any]:
-    return {
-        "key": f"{host}/{name}",
-        "host": host,
-        "name": name,
-        "id": _guid(f"switch-{host}-{name}"),
-        "type": "External",
-        "adapters": adapters,
-        "embedded_teaming": False,
-        "bandwidth_mode": "Absolute",
-        "allow_management_os": True,
-    }
-
-
-def _vnic(host: str, name: str, switch: str, addresses: list[str], gateway: str | None = None) -> dict[str, Any]:
-    """A host (management OS) vNIC, "vEthernet (NAME)"; teams are kind "team" (none by default)."""
-    return {"key": f"{host}/{name}", "host": host, "name": name, "switch": switch, "weight": None, "vlan": None,
-            "addresses": addresses, "gateway": gateway}
-
-
-def _nics(host: str, count: int, speed_gbps: int, driver: str) -> list[dict[str, Any]]:
-    tag = uuid.uuid5(uuid.NAMESPACE_DNS, host).bytes[0]
-    return [
-        {
-            "key": f"{host}/NIC{i}",
-            "host": host,
-            "name": f"NIC{i}",
-            "link_speed_bps": speed_gbps * 10**9,
-            "driver": driver,
-            "mac": f"00-15-5D-{tag:02X}-00-{i:02X}",
-            "status": "Up",
-        }
-        for i in range(1, count + 1)
-    ]
-
-
-def _volume(host: str, letter: str, size: int, used_other: int) -> dict[str, Any]:
-    return {"key": f"{host}/{letter}", "host": host, "letter": letter, "size": size, "used_other": used_other}
-
-
-def _computer(name: str, os: str, rid: int, *, delegate_to: list[str] | None = None,
-              any_protocol: bool = False) -> dict[str, Any]:
-    return {
-        "key": name,
-        "name": name,
-        "sam": f"{name}$",
-        "dns": f"{name}.{DOMAIN}",
-        "sid": f"{DOMAIN_SID}-{rid}",
-        "os": os,
-        "allowed_to_delegate_to": delegate_to or [],
-        "trusted_to_auth_for_delegation": any_protocol,
-    }
-
-
-def _spns(service: str, host: str) -> list[str]:
-    return [f"{service}/{host}", f"{service}/{host}.{DOMAIN}"]
-
-
-def default_estate() -> dict[str, list[dict[str, Any]]]:
-    """The estate ``hvauto lab init`` creates (and ``hvauto lab reset`` restores)."""
-    hosts = [
-        _host("dc01", "2022", ["ad"], 16, 4, rid=1000),
-        _host("fs01", "2022", ["fileserver"], 32, 8, rid=1101),
-        _host("hostA", "2022", ["hyperv"], 256, 48, rid=1102,
-              hyperv=_hyperv(enabled=True, auth="Kerberos", networks=["10.0.50.0/24"], os="2022")),
-        _host("hostB", "2022", ["hyperv"], 384, 64, rid=1103,
-              hyperv=_hyperv(enabled=True, auth="Kerberos", networks=["10.0.50.0/24"], os="2022")),
-        _host("hv12", "2012r2", ["hyperv"], 128, 24, rid=1104,
-              hyperv=_hyperv(enabled=False, auth="CredSSP", networks=[], os="2012r2")),
-    ]
-    vms = [
-        _vm("hostA", "vm01", "Running", 4, 60, used_gib=22, switch="External", version="10.0"),
-        _vm("hostA", "vm02", "Off", 2, 40, used_gib=9, switch="External", version="10.0"),
-        _vm("hostA", "web01", "Running", 8, 80, used_gib=31, switch="External", version="9.0", cpus=4),
-    ]
-    switches = [
-        _switch("hostA", "External", ["NIC1"]),
-        _switch("hostB", "External", ["NIC1"]),
-        _switch("hv12", "Ext2012", ["NIC1"]),
-    ]
-    # Each External switch shares its adapter with the management OS: the host's management
-    # address (and default gateway) sits on the switch's default vNIC. A second vNIC carries the
-    # host's address on the migration network 10.0.50.0/24: a host accepts live migration only on
-    # addresses inside the networks it lists (Set-VMHost -UseAnyNetworkForMigration $false), so
-    # without one there its MigrationServiceListenerIPAddressList is empty and every move to it refused.
-    vnics = [
-        _vnic("hostA", "External", "External", ["10.0.0.21/24"], "10.0.0.1"),
-        _vnic("hostA", "LiveMigration", "External", ["10.0.50.21/24"]),
-        _vnic("hostB", "External", "External", ["10.0.0.22/24"], "10.0.0.1"),
-        _vnic("hostB", "LiveMigration", "External", ["10.0.50.22/24"]),
-        _vnic("hv12", "Ext2012", "Ext2012", ["10.0.0.12/24"], "10.0.0.1"),
-        _vnic("hv12", "LiveMigration", "Ext2012", ["10.0.50.12/24"]),
-    ]
-    adapters = [
-        *_nics("hostA", 4, 10, "Mellanox ConnectX-4 Lx"),
-        *_nics("hostB", 4, 10, "Mellanox ConnectX-4 Lx"),
-        *_nics("hv12", 4, 10, "Intel(R) Ethernet 10G X520"),
-    ]
-    volumes = [
-        _volume("fs01", "C", 200 * GiB, 60 * GiB),
-        _volume("fs01", "D", 4 * TiB, 2 * TiB),
-        _volume("hostA", "C", 200 * GiB, 40 * GiB),
-        _volume("hostA", "D", 2 * TiB, 600 * GiB),
-        _volume("hostB", "C", 200 * GiB, 40 * GiB),
-        _volume("hostB", "D", 4 * TiB, 300 * GiB),
-        _volume("hv12", "C", 200 * GiB, 50 * GiB),
-        _volume("hv12", "D", 1 * TiB, 400 * GiB),
-    ]
-    computers = [
-        _computer("dc01", "2022", 1000),
-        _computer("fs01", "2022", 1101),
-        _computer("hostA", "2022", 1102, any_protocol=True,
-                  delegate_to=[*_spns(MIGRATION_SERVICE, "hostB"), *_spns("cifs", "hostB")]),
-        _computer("hostB", "2022", 1103),
-        _computer("hv12", "2012r2", 1104),
-    ]
-    groups = [
-        {"key": "Domain Admins", "name": "Domain Admins", "sid": f"{DOMAIN_SID}-512", "members": ["Administrator"]},
-        {"key": "Hyper-V Admins", "name": "Hyper-V Admins", "sid": f"{DOMAIN_SID}-1201", "members": []},
-    ]
-    return {
-        "host": hosts,
-        "vm": vms,
-        "switch": switches,
-        "vnic": vnics,
-        "adapter": adapters,
-        "volume": volumes,
-        "computer": computers,
-        "group": groups,
-    }
-
-
 # -- derived state -------------------------------------------------------------------------------------
 
 def vms_on(est: Estate, host: str) -> list[dict[str, Any]]:
     return est.all("vm", host=host)
 
 
+def memory_in_use(vm: dict[str, Any]) -> int:
+    """What a VM holds of its host's memory: nothing when it is not running; with Dynamic Memory what is
+    assigned now (``MemoryAssigned``), else its startup memory."""
+    if vm["state"] not in ("Running", "Paused"):
+        return 0
+    if vm.get("memory_dynamic"):
+        return int(vm.get("memory_assigned") or vm["memory_startup"])
+    return int(vm["memory_startup"])
+
+
 def memory_free(est: Estate, host: dict[str, Any]) -> int:
-    used = sum(int(vm["memory_startup"]) for vm in vms_on(est, host["name"]) if vm["state"] in ("Running", "Paused"))
+    used = sum(memory_in_use(vm) for vm in vms_on(est, host["name"]))
     return max(0, int(host["memory_total"]) - int(host["memory_reserved"]) - used)
 
 
@@ -265,10 +87,44 @@ def volume_free(est: Estate, host: str, letter: str) -> int | None:
     if vol is None:
         return None
     size, other = int(vol["size"]), int(vol["used_other"])
-    used = sum(
-        int(d["file_size"])
-        for vm in vms_on(est, host)
-        for d in vm["disks"]
-        if drive_of(d["path"]) == letter.upper()
-    )
+    used = sum(int(f["file_size"]) for vm in vms_on(est, host) for f in vm_file_list(vm)
+               if drive_of(f["path"]) == letter.upper())
+    used += sum(int(f["file_size"]) for f in est.all("file", host=host) if drive_of(f["path"]) == letter.upper())
     return max(0, size - other - used)
+
+
+def disk_chain(disk: dict[str, Any]) -> list[dict[str, Any]]:
+    """A disk and its parents, child first: each ``{path, file_size}``."""
+    out = [{"path": disk["path"], "file_size": int(disk.get("file_size") or 0)}]
+    parent = disk.get("parent")
+    while parent:
+        out.append({"path": parent["path"], "file_size": int(parent.get("file_size") or 0)})
+        parent = parent.get("parent")
+    return out
+
+
+def vm_file_list(vm: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every file of a lab VM, ``{path, file_size, kind}``: config, VHDs and parents, checkpoints, saved state,
+    smart paging folder and ISO (the ISO's size is not the VM's: 0)."""
+    out = [{"path": vm["path"], "file_size": 0, "kind": "configuration"}]
+    for d in vm.get("disks") or []:
+        for i, f in enumerate(disk_chain(d)):
+            out.append({**f, "kind": "vhd" if i == 0 else "parent"})
+    for c in vm.get("checkpoints") or []:
+        for f in c.get("files") or []:
+            out.append({"path": f["path"], "file_size": int(f["file_size"]), "kind": "checkpoint"})
+    saved = vm.get("saved_state")
+    if saved is None and vm.get("state") == "Saved":
+        saved = int(vm.get("memory_assigned") or vm["memory_startup"])
+    if saved:
+        out.append({"path": ntpath.join(vm["path"], "Virtual Machines", f"{vm['id'].upper()}.vmrs"),
+                    "file_size": int(saved), "kind": "saved_state"})
+    # Smart paging (used only while the VM restarts) defaults to the VM's folder.
+    out.append({"path": vm.get("smart_paging_path") or vm["path"], "file_size": 0, "kind": "smart_paging"})
+    if vm.get("iso"):
+        out.append({"path": vm["iso"], "file_size": 0, "kind": "iso"})
+    return out
+
+
+def vm_files(vm: dict[str, Any]) -> list[str]:
+    return [f["path"] for f in vm_file_list(vm)]

@@ -24,7 +24,7 @@ WELL_KNOWN: dict[str, str] = {
     "S-1-5-32-545": "BUILTIN\\Users",
 }
 EVERYONE = "S-1-1-0"
-_SID_RE = re.compile(r"^S-1-[0-9-]+$", re.I)
+_SID_RE = re.compile(r"S-1-[0-9-]+", re.I)  # fullmatch: "S-1-5-11\n" is no SID
 NOT_MAPPED = "Some or all identity references could not be translated."
 
 
@@ -48,7 +48,7 @@ def name_of(est: Estate, sid: str) -> str | None:
 def sid_of(est: Estate, account: str) -> str:
     """NTAccount.Translate(SecurityIdentifier), or the IdentityNotMappedException a host raises."""
     text = account.strip()
-    if _SID_RE.match(text):
+    if _SID_RE.fullmatch(text):
         return text.upper()
     wanted = text.lower()
     for sid, name in {**WELL_KNOWN, **_domain_principals(est)}.items():

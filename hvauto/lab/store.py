@@ -8,6 +8,7 @@ so concurrent commands (threads or processes) see each other's effects in order.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -104,6 +105,12 @@ class LabStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # The estate holds the lab accounts' passwords (as lab/password does): the owner's only.
+                # SQLite gives its -wal and -shm files the database file's mode.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            elif self.path.stat().st_mode & 0o077 and self.path.stat().st_uid == getattr(os, "getuid", lambda: -1)():
+                self.path.chmod(0o600)  # an estate made by an older hvauto
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -164,15 +171,16 @@ class LabStore:
             else:
                 est.conn.execute("DELETE FROM faults WHERE host=?", (_key(host),))
 
-    def take_fault(self, host: str) -> dict[str, Any]:
-        """The host's faults for this call; consumes one of ``fail_next``."""
+    def take_fault(self, host: str, template: str | None = None) -> dict[str, Any]:
+        """The host's faults for this call; consumes one of ``fail_next`` (only for ``fail_template`` if set)."""
         with self.transaction() as est:
             row = est.conn.execute("SELECT data FROM faults WHERE host=?", (_key(host),)).fetchone()
             if not row:
                 return {}
             data: dict[str, Any] = json.loads(row[0])
             now = {k: v for k, v in data.items() if k != "fail_next"}
-            if int(data.get("fail_next", 0)) > 0:
+            aimed = data.get("fail_template")
+            if int(data.get("fail_next", 0)) > 0 and (not aimed or template is None or aimed == template):
                 data["fail_next"] = int(data["fail_next"]) - 1
                 est.conn.execute("UPDATE faults SET data=? WHERE host=?", (json.dumps(data), _key(host)))
                 now["fail"] = True
@@ -221,7 +229,9 @@ class LabStore:
             data: dict[str, Any] = json.loads(row[0])
             kind = str(data.get("kind") or "transient")
             on = data.get("fail_on")
-            if int(data.get("fail_next", 0) or 0) <= 0 or kind == "permanent" or (on and on.lower() != action.lower()):
+            # A fault aimed at one template is the in-process lab's (the wire does not tell requests apart so).
+            if (int(data.get("fail_next", 0) or 0) <= 0 or kind == "permanent" or data.get("fail_template")
+                    or (on and on.lower() != action.lower())):
                 return None
             data["fail_next"] = int(data["fail_next"]) - 1
             est.conn.execute("UPDATE faults SET data=? WHERE host=?", (json.dumps(data), _key(host)))

@@ -99,36 +99,47 @@ class LabTransport:
             raise AuthError(f"{self.cfg.auth} authentication needs a password", host=self.host)
         self._authenticated = True
 
-    def _inject(self, script: Script) -> None:
-        fault = self.store.take_fault(self.host)
+    def _inject(self, script: Script) -> dict[str, Any]:
+        """Play the host's faults for this call: before the script runs, or (``fail_on`` a Receive or a Signal)
+        the fault to play after it ran, returned."""
+        fault = self.store.take_fault(self.host, script.template)
         if not fault:
-            return
+            return {}
         delay = float(fault.get("delay", 0) or 0)
         if delay:
             time.sleep(delay)
         if fault.get("down"):
             self.store.record_call(self.host, script.template, "unreachable")
             raise ConnectError("cannot connect: the host does not answer (connection refused)", host=self.host)
-        if fault.get("fail"):
-            kind = fault.get("kind", "transient")
-            if kind != "permanent":
-                self.store.record_call(self.host, script.template, f"fault:{kind}")
-            if kind == "transient":
-                raise ConnectError("connection reset by peer (injected)", host=self.host, sent=False)
-            if kind == "timeout":
-                raise OperationTimeout("no answer before the read timeout (injected)", host=self.host, sent=True)
-            if kind == "auth":
-                raise AuthError("the user name or password is incorrect (HTTP 401, injected)", host=self.host)
-            # The wire endpoint's own kinds, as close as an in-process call can come.
-            if kind in ("http503", "reset"):
-                raise ConnectError(f"{'HTTP 503' if kind == 'http503' else 'connection reset'} (injected)",
-                                   host=self.host, sent=False)
-            if kind == "hang":
-                raise OperationTimeout("no answer before the read timeout (injected)", host=self.host, sent=True)
-            if kind == "quota":
-                raise QuotaError("WinRM quota: ERROR_WSMAN_QUOTA_MAX_SHELLS (injected)", host=self.host, sent=False)
-            raise CmdletError("The operation failed because of an injected permanent fault.",
-                              category="NotSpecified", fqid="HvautoLabInjectedFault")
+        if not fault.get("fail"):
+            return {}
+        if str(fault.get("fail_on") or "").lower() in ("receive", "signal") and fault.get("kind") != "permanent":
+            return fault  # the request that carries the script went through: it runs, then the answer is lost
+        self._fail(script, fault, sent=False)
+        return {}
+
+    def _fail(self, script: Script, fault: Mapping[str, Any], *, sent: bool) -> None:
+        """The fault's error; ``sent``: the script ran and only its answer is lost (a fault on the Receive)."""
+        kind = fault.get("kind", "transient")
+        if kind != "permanent" and not sent:
+            self.store.record_call(self.host, script.template, f"fault:{kind}")
+        if kind == "transient":
+            raise ConnectError("connection reset by peer (injected)", host=self.host, sent=sent)
+        if kind in ("timeout", "hang"):
+            # The client cannot tell a request that never arrived from an answer that never came.
+            raise OperationTimeout("no answer before the read timeout (injected)", host=self.host, sent=True)
+        if kind == "auth":
+            raise AuthError("the user name or password is incorrect (HTTP 401, injected)", host=self.host, sent=sent)
+        # The wire endpoint's own kinds, as close as an in-process call can come.
+        if kind == "http503":
+            raise ConnectError("HTTP 503 (injected)", host=self.host, sent=sent)
+        if kind == "reset":
+            # A reset connection says nothing of whether the request was read: the script may have run.
+            raise ConnectError("connection reset (injected)", host=self.host, sent=True)
+        if kind == "quota":
+            raise QuotaError("WinRM quota: ERROR_WSMAN_QUOTA_MAX_SHELLS (injected)", host=self.host, sent=sent)
+        raise CmdletError("The operation failed because of an injected permanent fault.",
+                          category="NotSpecified", fqid="HvautoLabInjectedFault")
 
     def run(self, script: Script, *, timeout: float | None = None,
             on_progress: ProgressCallback | None = None) -> Result:
@@ -136,13 +147,15 @@ class LabTransport:
         if handler_for(script.template) is None:
             raise TemplateError(f"the lab has no handler for template {script.template!r}")
         try:
-            self._inject(script)
+            after = self._inject(script)
             self._authenticate()
         except CmdletError as exc:
             self.store.record_call(self.host, script.template, "error")
             outcome = LabRun(doc={"ok": False, "result": None, "error": exc.record})
         else:
             outcome = execute(self.store, self.host, script.template, script.version, script.params)
+            if after and str(after.get("fail_on")).lower() == "receive":
+                self._fail(script, after, sent=True)
         errors = [ErrorRecord.from_dict(e) for e in outcome.errors]
         if on_progress:
             for p in outcome.progress:
@@ -211,11 +224,21 @@ def execute(
             bound = True
             for hook in BEFORE_CALL:
                 hook(call)
-            result = handler(call)
+            failed: CmdletError | None = None
+            try:
+                result = handler(call)
+            except CmdletError as exc:
+                # The script stopped at a failing cmdlet: what it changed before that stays changed (a PowerShell
+                # script is no transaction; Windows rolls nothing back). The transaction commits.
+                failed = exc
     except CmdletError as exc:
+        # Before the body ran (binding, a script for a newer Windows): nothing changed.
         store.record_call(host_name, template, "error")
         return LabRun(doc={"ok": False, "result": None, "error": exc.record},
                       binding_error=None if bound else exc.record)
+    if failed is not None:
+        store.record_call(host_name, template, "error")
+        return LabRun(doc={"ok": False, "result": None, "error": failed.record})
     store.record_call(host_name, template, "ok" if not call.errors else "error")
     return LabRun(doc={"ok": True, "result": result, "error": None}, progress=list(call.progress),
                   warnings=list(call.warnings), errors=list(call.errors))

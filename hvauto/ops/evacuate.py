@@ -178,7 +178,8 @@ def place(vms: list[vm_ops.VM], caps: list[Capacity]) -> list[tuple[vm_ops.VM, C
     """Each VM (largest memory first) on the eligible host with the most free memory that has room for it."""
     out: list[tuple[vm_ops.VM, Capacity | None, str]] = []
     for vm in sorted(vms, key=lambda v: (-v.memory_startup, v.name.lower())):
-        needs_memory = vm.memory_startup if vm.state in ("Running", "Paused") else 0
+        # A running VM holds what it has assigned now (Dynamic Memory may be above its startup memory).
+        needs_memory = (vm.memory_assigned or vm.memory_startup) if vm.state in ("Running", "Paused") else 0
         shared = bool(vm.disks) and all(d.path.startswith("\\\\") for d in vm.disks)
         needs_space = 0 if shared else vm.disk_bytes
         reasons: list[str] = []

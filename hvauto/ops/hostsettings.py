@@ -48,6 +48,11 @@ def _settings(data: dict[str, Any]) -> MigrationSettings:
 def _check_options(enable: bool | None, auth: str | None, networks: list[str] | None, use_any_network: bool,
                    performance: str | None, max_vm: int | None, max_storage: int | None) -> list[str]:
     problems: list[str] = []
+    if (enable is None and auth is None and networks is None and not use_any_network and performance is None
+            and max_vm is None and max_storage is None):
+        problems.append("no setting given: name at least one of --enable/--disable, --auth, --networks, "
+                        "--use-any-network, --performance, --max-vm, --max-storage (`hvauto host show HOST` "
+                        "shows the current ones)")
     if auth is not None and auth.lower() not in AUTH:
         problems.append(f"--auth: {auth!r} is not one of {', '.join(AUTH)}")
     if performance is not None and performance.lower() not in PERFORMANCE:

@@ -130,7 +130,19 @@ def create(session: Session, *, host: str, name: str, type: str = "external", ad
     cfg = host_to_change(session.inventory, host)
     kind = TYPES[type.lower()]
     _check_sets(cfg.name, session.known_version(cfg.name), adapters)
-    existing = next((s for s in list_on(session, cfg.name) if s.name.lower() == name.lower()), None)
+    data = session.run(cfg.name, "switch_list").data
+    found = [Switch.from_result(cfg.name, s) for s in data["switches"]]
+    existing = next((s for s in found if s.name.lower() == name.lower()), None)
+    physical = [str(a) for a in data.get("physical_adapters") or []]
+    unknown = [a for a in adapters if a.lower() not in {p.lower() for p in physical}]
+    bound = {a.lower(): s.name for s in found for a in s.adapters}
+    taken = [f"{a} (bound to switch {bound[a.lower()]})" for a in adapters if a.lower() in bound]
+    if existing is None and (unknown or taken):
+        problems = [Problem("adapters", f"{cfg.name} has no physical adapter {a}", host=cfg.name,
+                            fix=f"name one of {', '.join(physical) or '(none)'}") for a in unknown]
+        problems += [Problem("adapters", f"adapter {t} is in use", host=cfg.name,
+                             fix="pick a free adapter, or change the switch with `hvauto fabric apply`") for t in taken]
+        raise PreflightError(problems, what=f"switch create {name}")
     if existing is not None:
         if existing.type != kind:
             raise UsageError(f"{cfg.name}: switch {existing.name!r} exists as {existing.type}, not {kind}; "

@@ -7,6 +7,7 @@ never import pypsrp, pywinrm or requests.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from hvauto.credentials import Credentials
@@ -48,6 +49,11 @@ def open_transport(cfg: HostConfig, creds: Credentials) -> Transport:
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     transport: Transport = cls(cfg, creds)
+    if cfg.transport != "lab" and cfg.tls and not cfg.verify:
+        # Said on every use, not once at set-up: a test setting left in an inventory must not go unnoticed.
+        sys.stderr.write(f"hvauto: warning: {cfg.name}: TLS certificate verification is off (verify = false): "
+                         "whoever is on the path can read and change what is sent, credentials included; set "
+                         "ca_path to trust a private CA instead\n")
     return transport
 
 

@@ -168,12 +168,25 @@ def translate_connection(exc: BaseException, say: Say, *, host: str, sent: bool)
     return None
 
 
+def refused(err: TransportError) -> TransportError:
+    """Mark ``err`` as the service turning the request down before it ran anything."""
+    err.refused = True
+    return err
+
+
 def translate_status(status: int, say: Say, *, host: str, sent: bool) -> TransportError:
-    """An HTTP error status from the WinRM service."""
+    """An HTTP error status from the WinRM service.
+
+    ``sent`` is the caller's: a 401 on the Receive after the Command went out leaves the
+    script running; only on the request that carries the script does a refusal prove it did
+    not run (the back-end clears ``sent`` then, see :attr:`TransportError.refused`).
+    """
     if status in (401, 403):
-        return AuthError(say(f"HTTP {status}"), host=host, sent=False)
+        return refused(AuthError(say(f"HTTP {status}"), host=host, sent=sent))
+    if status == 503:
+        # HTTP.sys or the WinRM service is busy or restarting: the request was not processed.
+        return refused(ConnectError(say(f"WinRM service answered HTTP {status}"), host=host, sent=sent))
     if status >= 500:
-        # 503 and friends: the service is busy or restarting; a later attempt may succeed.
         return ConnectError(say(f"WinRM service answered HTTP {status}"), host=host, sent=sent)
     return ProtocolError(say(f"unexpected HTTP {status}"), host=host, sent=sent)
 
@@ -184,9 +197,9 @@ def translate_fault(code: int | None, say: Say, *, host: str, sent: bool) -> Tra
         name, transient = QUOTA_FAULTS[code]
         err: TransportError = QuotaError(say(f"WinRM quota: {name}"), host=host, sent=sent)
         err.transient = transient
-        return err
+        return refused(err)
     if code == FAULT_OPERATION_TIMEDOUT:
         return OperationTimeout(say("WSMan operation timed out"), host=host, sent=sent)
     if code == FAULT_ACCESS_DENIED:
-        return AuthError(say("access denied by WinRM"), host=host, sent=False)
+        return refused(AuthError(say("access denied by WinRM"), host=host, sent=sent))
     return ProtocolError(say("WSMan fault"), host=host, sent=sent)

@@ -53,6 +53,7 @@ from hvauto.inventory import HostConfig
 from hvauto.remote._wsman import (
     describer,
     fault_code,
+    refused,
     translate_connection,
     translate_fault,
     translate_status,
@@ -153,7 +154,7 @@ def translate(exc: BaseException, *, host: str, sent: bool, secret: str | None) 
     if isinstance(exc, requests.exceptions.Timeout):
         return OperationTimeout(say("no answer within read_timeout"), host=host, sent=sent)
     if isinstance(exc, AuthenticationError):
-        return AuthError(say("authentication failed"), host=host, sent=False)
+        return refused(AuthError(say("authentication failed"), host=host, sent=sent))
     if isinstance(exc, WinRMTransportError):
         return translate_status(exc.code if isinstance(exc.code, int) else 0, say, host=host, sent=sent)
     if isinstance(exc, WSManFaultError):
@@ -170,9 +171,11 @@ _LIBRARY_ERRORS = (WinRMError, requests.exceptions.RequestException)
 
 @dataclass
 class _Attempt:
-    """Whether the script of the current run may already have reached the host."""
+    """Whether the script of the current run may already have reached the host, and whether the
+    request in flight is the one that carries it (a refusal of that one proves nothing ran)."""
 
     sent: bool = False
+    carrying: bool = False
 
 
 #: Seconds a pool may sit unused before the next run asks the host whether it still exists.
@@ -343,6 +346,8 @@ class PSRPTransport:
             yield
         except _LIBRARY_ERRORS as exc:
             err = translate(exc, host=self.host, sent=attempt.sent, secret=secret)
+            if attempt.carrying and err.refused:
+                err.sent = False  # the Command was turned down (401, 503, quota): the pipeline never started
             # After a lost connection or answer the pool's state is unknown: start afresh.
             self._discard_pool(graceful=not unreachable(exc))
             raise err from None
@@ -394,8 +399,9 @@ class PSRPTransport:
         ps.add_script(script.body)
         for name, value in script.params.items():
             ps.add_parameter(name, tag_value(value))
-        attempt.sent = True  # the Create-pipeline Command request carries the script
+        attempt.sent = attempt.carrying = True  # the Create-pipeline Command request carries the script
         ps.begin_invoke()
+        attempt.carrying = False
         return ps
 
     def _wait(

@@ -59,7 +59,14 @@ from hvauto.errors import (
     TransportError,
 )
 from hvauto.inventory import HostConfig
-from hvauto.remote._wsman import describer, translate_connection, translate_fault, translate_status, unreachable
+from hvauto.remote._wsman import (
+    describer,
+    refused,
+    translate_connection,
+    translate_fault,
+    translate_status,
+    unreachable,
+)
 from hvauto.remote.base import ProgressCallback, Result, parse_output
 from hvauto.script import Script
 
@@ -213,7 +220,7 @@ def translate(exc: BaseException, *, host: str, sent: bool, secret: str | None) 
     if isinstance(exc, (requests.exceptions.Timeout, WinRMOperationTimeoutError)):
         return OperationTimeout(say("no answer in time"), host=host, sent=sent)
     if isinstance(exc, AuthenticationError):  # InvalidCredentialsError (401), BasicAuthDisabledError
-        return AuthError(say("authentication failed"), host=host, sent=False)
+        return refused(AuthError(say("authentication failed"), host=host, sent=sent))
     if isinstance(exc, WSManFaultError):
         code = exc.wsman_fault_code if exc.wsman_fault_code is not None else exc.wmierror_code
         return translate_fault(code, say, host=host, sent=sent)
@@ -241,6 +248,8 @@ class _Attempt:
 
     sent: bool = False
     unreachable: bool = False
+    #: The request in flight is the final Send, which lets the loader run the script.
+    carrying: bool = False
 
 
 class WinRMTransport:
@@ -296,6 +305,8 @@ class WinRMTransport:
             yield
         except _LIBRARY_ERRORS as exc:
             err = translate(exc, host=self.host, sent=attempt.sent, secret=self._secret())
+            if attempt.carrying and err.refused:
+                err.sent = False  # the final Send was turned down (401, 503, quota): the loader never ran it
             attempt.unreachable = unreachable(exc)
             raise err from None
 
@@ -327,8 +338,9 @@ class WinRMTransport:
                 for start in range(0, len(payload), STDIN_CHUNK):
                     last = start + STDIN_CHUNK >= len(payload)
                     # The loader runs nothing before the final chunk (with its "!") arrives.
-                    attempt.sent = attempt.sent or last
+                    attempt.sent = attempt.carrying = attempt.sent or last
                     proto.send_command_input(shell_id, command_id, payload[start:start + STDIN_CHUNK], end=last)
+                attempt.carrying = False
                 stdout, stderr, exit_code = self._receive(proto, shell_id, command_id, script, timeout, deadline)
         finally:
             if not attempt.unreachable:

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hvauto import yamldoc
 from hvauto.errors import NotFoundError, ValidationError
 from hvauto.inventory import Inventory
@@ -204,15 +202,8 @@ def load(path: Path) -> Runbook:
 
 
 def read_text(path: Path, what: str = "runbook") -> str:
-    """A UTF-8 file's text; unreadable or not UTF-8 is a validation problem, never an internal error."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ValidationError([f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})"],
-                              what=what) from None
-    except OSError as exc:
-        raise ValidationError([f"{path}: cannot read: {exc.strerror or exc}"], what=what) from None
+    """A UTF-8 file's text; unreadable, not UTF-8, too large or not a regular file is a validation problem."""
+    return yamldoc.read_file(path, what=what)
 
 
 def inventory_vars(inventory: Inventory) -> dict[str, Any]:
@@ -393,8 +384,10 @@ def parse_var(text: str) -> tuple[str, Any]:
     if not sep or not name.isidentifier():
         raise ValidationError([f"--var {text.split('=')[0]!r}: expected NAME=VALUE"], what="variables")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yamldoc.safe_load(raw, f"--var {name}", what="variables") if raw.strip() else ""
+    except yamldoc.Refused:
+        raise  # an alias bomb is refused, not taken as text
+    except ValidationError:
         value = raw
     if isinstance(value, (dict, list, int, float, bool)) or value is None:
         return name, value if value is not None else raw
@@ -405,10 +398,7 @@ def overrides(var: Iterable[str], vars_files: Iterable[Path]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in vars_files:
         text = read_text(path, "vars file")
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValidationError([f"{path}: not valid YAML: {exc}"], what="vars file") from None
+        data = yamldoc.safe_load(text, str(path), what="vars file")
         if not isinstance(data, dict):
             raise ValidationError([f"{path}: a vars file is a mapping of name: value"], what="variables")
         out.update({str(k): v for k, v in data.items()})

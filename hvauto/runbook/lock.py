@@ -22,9 +22,10 @@ from hvauto.journal import state_dir
 
 
 def lock_file(runbook: Path) -> Path:
-    resolved = str(runbook.expanduser().resolve())
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", runbook.stem)[:40]
-    digest = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:12]
+    """The lock of the runbook file itself: through a symlink, a hard-to-see relative path or ``..``, the same."""
+    real = runbook.expanduser().resolve()
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", real.stem)[:40]
+    digest = hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return state_dir() / "locks" / f"{slug}-{digest}.lock"
 
 

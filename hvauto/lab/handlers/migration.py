@@ -10,7 +10,8 @@ The rules and their sources are listed in ``docs/fidelity.md``.
 
 A move is a job (kind ``migration_job``, owned by the source host) that takes lab time in
 proportion to what it copies: disk bytes (when the storage moves) plus memory (when the VM
-runs), over the bandwidth of the host pair (shared by the moves out of one host). ``time_scale``
+runs), over the migration links of both hosts, shared by the moves using each at every moment
+and recomputed as moves start and end (:func:`settle`). ``time_scale``
 (lab meta, ``hvauto lab speed``) speeds lab time up.
 Jobs are settled lazily by :func:`settle`, which runs at the start of every lab call inside
 that call's transaction: a finished job is applied to the estate exactly once (the VM
@@ -30,7 +31,18 @@ import uuid
 from typing import Any
 
 from hvauto import hyperv
-from hvauto.lab.estate import MIGRATION_SERVICE, SUPPORTED_VERSIONS, drive_of, memory_free, vms_on, volume_free
+from hvauto.lab.estate import (
+    MIGRATION_SERVICE,
+    SUPPORTED_VERSIONS,
+    UPGRADED_ON_ARRIVAL,
+    accepts_version,
+    drive_of,
+    memory_free,
+    memory_in_use,
+    vm_file_list,
+    vms_on,
+    volume_free,
+)
 from hvauto.lab.store import Estate
 from hvauto.remote.base import Progress
 
@@ -70,18 +82,6 @@ def time_scale(est: Estate) -> float:
 def pair_key(a: str, b: str) -> str:
     x, y = sorted((a.lower(), b.lower()))
     return f"{x}/{y}"
-
-
-def bandwidth(est: Estate, a: str, b: str) -> float:
-    """Bytes per second between two hosts: a ``link`` object if the lab has one, else what both NIC sets carry."""
-    link = est.get("link", pair_key(a, b))
-    if link is not None:
-        return float(link["bandwidth_bps"]) / 8
-    speeds = []
-    for h in (a, b):
-        total = sum(int(n.get("link_speed_bps") or 0) for n in est.all("adapter", host=h) if n.get("status") == "Up")
-        speeds.append(total or 10**10)
-    return min(speeds) / 8
 
 
 # -- migration networks -------------------------------------------------------------------------------------
@@ -152,10 +152,8 @@ def lab_host(est: Estate, name: str) -> dict[str, Any] | None:
 
 
 def vm_by_id(est: Estate, host: str, vm_id: str) -> dict[str, Any] | None:
-    vm = est.get("vm", vm_id.lower())
-    if vm is None or str(vm.get("host", "")).lower() != host.lower():
-        return None
-    return vm
+    """The VM with this VMId on this host (two hosts may each have one: a VMId is unique per host only)."""
+    return next((vm for vm in vms_on(est, host) if str(vm["id"]).lower() == vm_id.lower()), None)
 
 
 def get_vm_by_id(call: LabCall, vm_id: str) -> dict[str, Any]:
@@ -223,7 +221,9 @@ def connection_error(est: Estate, source: dict[str, Any], dest_given: str, inclu
     needed = [f"{MIGRATION_SERVICE}/{dest_given}"]
     if include_storage:
         needed.append(f"cifs/{dest_given}")
-    protocol_ok = source["os"] in ("2012", "2012r2") or bool((computer or {}).get("trusted_to_auth_for_delegation"))
+    # Every move hvauto starts arrives through a WinRM session, on every version: "Kerberos only" has no ticket to
+    # delegate there; protocol transition ("use any authentication protocol") is what works [TC-KCD].
+    protocol_ok = bool((computer or {}).get("trusted_to_auth_for_delegation"))
     if any(s.lower() not in allowed for s in needed) or not protocol_ok:
         # Kerberos constrained delegation missing (or "Kerberos only" on 2016+): no ticket for the destination.
         return _connect_failure(source, dest_given, "No credentials are available in the security package "
@@ -243,8 +243,13 @@ def incompatibilities(est: Estate, vm: dict[str, Any], dest: dict[str, Any]) -> 
     return out
 
 
+#: A VM in these states carries processor state: only these are bound to the CPU vendor [WSD-PCM] [WSD-DPCM].
+CPU_BOUND = ("Running", "Saved", "Paused")
+
+
 def hardware_error(vm: dict[str, Any], source: dict[str, Any], dest: dict[str, Any]) -> CmdletError | None:
-    if vm["version"] not in SUPPORTED_VERSIONS[dest["os"]] or source.get("cpu_vendor") != dest.get("cpu_vendor"):
+    vendor_bound = vm["state"] in CPU_BOUND and source.get("cpu_vendor") != dest.get("cpu_vendor")
+    if not accepts_version(dest["os"], vm["version"]) or vendor_bound:
         return CmdletError(
             "The virtual machine cannot be moved to the destination computer. The hardware on the destination "
             "computer is not compatible with the hardware requirements of this virtual machine.",
@@ -279,33 +284,93 @@ def incoming(est: Estate, dest: str) -> list[dict[str, Any]]:
             if is_move(j) and j["state"] in ACTIVE and j.get("dest", "").lower() == dest.lower()]
 
 
+#: The files a move with storage copies.
+COPIED = ("vhd", "parent", "checkpoint", "saved_state")
+
+
+def files_on(est: Estate, host: str) -> set[str]:
+    """Every file on the host's own drives the lab knows: its VMs' and the estate's other files."""
+    out = {f["path"].lower() for vm in vms_on(est, host) for f in vm_file_list(vm) if f["kind"] in COPIED}
+    return out | {str(f["path"]).lower() for f in est.all("file", host=host)}
+
+
+def unc(path: str) -> tuple[str, str] | None:
+    if not path.startswith("\\\\"):
+        return None
+    parts = [p for p in path[2:].split("\\") if p]
+    return (parts[0], parts[1]) if len(parts) >= 2 else None
+
+
+def share_error(est: Estate, host: str, path: str) -> str | None:
+    """Why ``host`` cannot open ``path`` on a share: no such server, no such share, or its computer account lacks
+    Full Control on the share or on the folder (Hyper-V over SMB needs both) [hyperv-notes SMB]."""
+    root = unc(path)
+    if root is None:
+        return None
+    server = lab_host(est, root[0])
+    if server is None:
+        return "The network path was not found. (0x80070035)."
+    share = est.get("share", f"{server['name']}/{root[1]}")
+    if share is None:
+        return "The network name cannot be found. (0x80070043)."
+    computer = est.get("computer", host)
+    sid = str((computer or {}).get("sid") or "")
+    folder = est.get("folder", f"{server['name']}/{share['path']}") or {"acl": []}
+    share_ok = any(a["sid"] == sid and a["type"] == "Allow" and a["right"] == "Full" for a in share["access"])
+    folder_ok = any(a["sid"] == sid and a["type"] == "Allow" and "FullControl" in a["rights"]
+                    and "InheritOnly" not in str(a.get("propagation") or "") for a in folder["acl"])
+    if not (sid and share_ok and folder_ok):
+        return "General access denied error (0x80070005)."
+    return None
+
+
 def resource_error(est: Estate, vm: dict[str, Any], source: dict[str, Any], dest: dict[str, Any], dest_path: str,
                    include_storage: bool) -> CmdletError | None:
     if est.get("planned_vm", f"{dest['name']}/{vm['id']}") is not None:
         return _failed_at_destination(vm, dest, "Cannot create a file when that file already exists. (0x800700B7). "
                                       "A planned virtual machine with the same identifier exists on the destination.")
+    if vm_by_id(est, dest["name"], vm["id"]) is not None:
+        # The destination already has a VM of this VMId: the planned VM cannot be created (unverified text).
+        return _failed_at_destination(vm, dest, "Failed to create Planned Virtual Machine at migration destination: "
+                                      "a virtual machine with the same identifier already exists. (0x800700B7).")
     pending = incoming(est, dest["name"])
     if running(vm):
         reserved = sum(int(j["memory_bytes"]) for j in pending)
-        if memory_free(est, dest) - reserved < int(vm["memory_startup"]):
+        if memory_free(est, dest) - reserved < memory_in_use(vm):
             return _failed_at_destination(vm, dest, f"'{vm['name']}' could not initialize. Not enough memory in "
                                           f"the system to start the virtual machine {vm['name']}.")
+    files = vm_file_list(vm)
+    copied = [f for f in files if f["kind"] in COPIED]
     if include_storage:
         if dest_path.startswith("\\\\"):
-            return None
+            reason = share_error(est, dest["name"], dest_path)
+            return _failed_at_destination(vm, dest, f"Failed to create folder '{dest_path}': {reason}") if reason else None
         letter = drive_of(dest_path)
         free = volume_free(est, dest["name"], letter) if letter else None
         if free is None:
             return _failed_at_destination(vm, dest, f"Failed to create folder '{dest_path}'. The system cannot find "
                                           "the path specified. (0x80070003).")
+        there = files_on(est, dest["name"])
+        for f in copied:
+            target = moved_path(dest_path, f["path"])
+            if f["kind"] != "saved_state" and target.lower() in there:
+                # Msvm_VirtualSystemMigrationSettingData.AllowOverwriteExistingFile is off by default.
+                return _failed_at_destination(vm, dest, f"Failed to copy file to '{target}': The file exists. "
+                                              "(0x80070050).")
         reserved = sum(int(j["disk_bytes"]) for j in pending if drive_of(j.get("dest_path", "")) == letter)
-        if free - reserved < sum(int(d["file_size"]) for d in vm["disks"]):
+        if free - reserved < sum(int(f["file_size"]) for f in copied):
             return _failed_at_destination(vm, dest, "There is not enough space on the disk. (0x80070070).")
+        for f in files:
+            if f["kind"] == "iso" and not f["path"].startswith("\\\\"):
+                return _failed_at_destination(vm, dest, f"'{vm['name']}' failed to open attachment '{f['path']}'. "
+                                              "Error: 'The system cannot find the path specified.' (0xC03A0014).")
     else:
-        for d in vm["disks"]:
-            if not d["path"].startswith("\\\\"):
-                return _failed_at_destination(vm, dest, f"'{vm['name']}' failed to open attachment '{d['path']}'. "
-                                              "Error: 'The system cannot find the path specified.' (0x80070003).")
+        for f in files:
+            reason = share_error(est, dest["name"], f["path"]) if f["path"].startswith("\\\\") else (
+                "The system cannot find the path specified. (0x80070003).")
+            if reason:
+                return _failed_at_destination(vm, dest, f"'{vm['name']}' failed to open attachment '{f['path']}'. "
+                                              f"Error: '{reason}'")
     return None
 
 
@@ -358,15 +423,26 @@ def _limit(est: Estate, host: str, kind: str) -> int:
 
 def _apply(est: Estate, j: dict[str, Any]) -> None:
     """The move is done: the estate changes, once (the job's state changes in the same transaction)."""
-    vm = est.get("vm", j["vm_id"])
+    vm = vm_by_id(est, j["source"], j["vm_id"])
     if vm is None:  # pragma: no cover - the VM cannot vanish while its job runs
         return
     if j["include_storage"]:
         vm["path"] = j["dest_path"]
         for d in vm["disks"]:
-            d["path"] = moved_path(j["dest_path"], d["path"])
+            node: dict[str, Any] | None = d
+            while node:  # the disk and its parents: the whole chain moves
+                node["path"] = moved_path(j["dest_path"], node["path"])
+                node = node.get("parent")
+        for c in vm.get("checkpoints") or []:
+            for f in c.get("files") or []:
+                f["path"] = moved_path(j["dest_path"], f["path"])
+        if vm.get("smart_paging_path") and not str(vm["smart_paging_path"]).startswith("\\\\"):
+            vm["smart_paging_path"] = j["dest_path"]
     if j["migration_type"] != STORAGE:
         vm["host"] = j["dest"]
+        dest = est.get("host", j["dest"]) or {}
+        # A cross-version move (2012 -> 2012 R2) upgrades the VM on arrival.
+        vm["version"] = UPGRADED_ON_ARRIVAL.get(str(dest.get("os")), {}).get(vm["version"], vm["version"])
         est.delete("planned_vm", f"{j['dest']}/{j['vm_id']}")
     est.put("vm", vm["key"], vm, host=vm["host"])
     # A counter tests read to show each move is applied exactly once, however many polls race.
@@ -374,7 +450,7 @@ def _apply(est: Estate, j: dict[str, Any]) -> None:
 
 
 def _fail(est: Estate, j: dict[str, Any]) -> None:
-    vm = est.get("vm", j["vm_id"]) or {"name": j["vm_name"], "id": j["vm_id"]}
+    vm = vm_by_id(est, j["source"], j["vm_id"]) or {"name": j["vm_name"], "id": j["vm_id"]}
     j["state"] = EXCEPTION
     j["error_code"] = 32768
     where = "source" if j["migration_type"] == STORAGE else "destination"
@@ -389,9 +465,115 @@ def _fail(est: Estate, j: dict[str, Any]) -> None:
         est.put("vm", vm["key"], vm, host=vm["host"])
 
 
+def migration_link_bps(est: Estate, host: str) -> float:
+    """Bits per second of what carries the host's migration traffic: the uplinks under the vNIC (or the adapter)
+    holding its address on a migration network; every Up NIC when it takes any network or has none there."""
+    h = est.get("host", host) or {}
+    mig = ((h.get("hyperv") or {}).get("migration")) or {}
+    up = {a["name"].lower(): a for a in est.all("adapter", host=host) if a.get("status", "Up") == "Up"}
+
+    def uplinks(names: list[str], teamed: bool) -> float:
+        speeds = []
+        for name in names:
+            if name.lower() in up:
+                speeds.append(float(up[name.lower()].get("link_speed_bps") or 0))
+            else:
+                team = est.get("team", f"{host}/{name}") or {}
+                speeds.append(sum(float((up.get(m.lower()) or {}).get("link_speed_bps") or 0)
+                                  for m in team.get("members") or []))
+        return (sum(speeds) if teamed else max(speeds, default=0.0))
+
+    nets = []
+    for n in mig.get("networks") or []:
+        try:
+            nets.append(ipaddress.ip_network(n, strict=False))
+        except ValueError:
+            continue
+
+    def on_network(addresses: list[str]) -> bool:
+        for a in addresses:
+            try:
+                ip = ipaddress.ip_interface(a).ip
+            except ValueError:
+                continue
+            if any(ip.version == n.version and ip in n for n in nets):
+                return True
+        return False
+
+    carriers = 0.0
+    if nets and not mig.get("use_any_network"):
+        for vnic in est.all("vnic", host=host):
+            if on_network(list(vnic.get("addresses") or [])):
+                sw = est.get("switch", f"{host}/{vnic['switch']}") or {}
+                carriers += uplinks(list(sw.get("adapters") or []), bool(sw.get("embedded_teaming")) or
+                                    any(est.get("team", f"{host}/{n}") for n in sw.get("adapters") or []))
+        for nic in up.values():
+            if on_network(list(nic.get("addresses") or [])):
+                carriers += float(nic.get("link_speed_bps") or 0)
+    if carriers:
+        return carriers
+    return sum(float(a.get("link_speed_bps") or 0) for a in up.values()) or 1e10
+
+
+def _rates(est: Estate, running_moves: list[dict[str, Any]]) -> dict[str, float]:
+    """Bytes per lab second of each running move: the links shared by the moves using them at this moment.
+
+    A VM move takes an equal share of its source's and of its destination's migration link (and of a ``link``
+    object between the two, when the estate has one), the smaller of those; a storage move an equal share of its
+    host's local copy rate.
+    """
+    users: dict[str, int] = {}
+    pairs: dict[str, int] = {}
+    local: dict[str, int] = {}
+    for j in running_moves:
+        if j["migration_type"] == STORAGE:
+            local[j["source"].lower()] = local.get(j["source"].lower(), 0) + 1
+            continue
+        for h in {j["source"].lower(), j["dest"].lower()}:
+            users[h] = users.get(h, 0) + 1
+        pk = pair_key(j["source"], j["dest"])
+        pairs[pk] = pairs.get(pk, 0) + 1
+    caps: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for j in running_moves:
+        if j["migration_type"] == STORAGE:
+            out[j["key"]] = LOCAL_COPY_BPS / local[j["source"].lower()]
+            continue
+        shares = []
+        for h in (j["source"].lower(), j["dest"].lower()):
+            if h not in caps:
+                caps[h] = migration_link_bps(est, h) / 8
+            shares.append(caps[h] / users[h])
+        link = est.get("link", pair_key(j["source"], j["dest"]))
+        if link is not None:
+            shares.append(float(link["bandwidth_bps"]) / 8 / pairs[pair_key(j["source"], j["dest"])])
+        out[j["key"]] = min(shares)
+    return out
+
+
+def _start_queued(est: Estate, jobs: list[dict[str, Any]], at: float, changed: dict[str, dict[str, Any]],
+                  busy: dict[tuple[str, str], int]) -> None:
+    """Start queued jobs as slots free up, oldest first (at most MaximumVirtualMachineMigrations per host)."""
+    for j in sorted((j for j in jobs if j["state"] == NEW), key=lambda x: float(x["queued_at"])):
+        if float(j["queued_at"]) > at:
+            continue  # not submitted yet at that moment
+        if all(busy.get(s, 0) < _limit(est, s[0], s[1]) for s in _slots(j)):
+            j["state"] = RUNNING
+            j["started_at"] = at
+            j["advanced_at"] = at
+            j["bytes_done"] = 0.0
+            for slot in _slots(j):
+                busy[slot] = busy.get(slot, 0) + 1
+            changed[j["key"]] = j
+
+
 @before_every_call
 def settle(call: LabCall) -> None:
-    """Bring every migration job up to ``call.now``: progress, completion, failure, queue."""
+    """Bring every migration job up to ``call.now``: progress, completion, failure, queue.
+
+    Moves progress at the rate their links allow while they share them, recomputed whenever a move starts or
+    ends: between two lab calls the moves' ends (and the queued moves they let start) are played in order.
+    """
     est, now = call.estate, call.now
     jobs = est.all("migration_job")
     if not jobs:
@@ -403,10 +585,6 @@ def settle(call: LabCall) -> None:
             if j["state"] not in ACTIVE and now - float(j.get("finished_at") or now) > TIME_BEFORE_REMOVAL / scale:
                 est.delete("migration_job", j["key"])
             continue
-        duration = float(j["duration"])
-        elapsed = (now - float(j["started_at"])) * scale
-        percent = 100 if duration <= 0 else min(100, int(elapsed * 100 / duration))
-        fail_at = j.get("fail_at")
         if j.get("fail_reason"):
             # It failed as it began (connecting, creating the planned VM): seen by the first look after the call.
             j["percent"] = 0
@@ -414,51 +592,74 @@ def settle(call: LabCall) -> None:
             j["error_code"] = 32768
             j["error_description"] = j["fail_reason"]
             j["finished_at"] = float(j["started_at"])
+            changed[j["key"]] = j
         elif not is_move(j):
+            duration = float(j["duration"])
+            elapsed = (now - float(j["started_at"])) * scale
             if elapsed >= duration:
                 j["percent"] = 100
                 j["state"] = COMPLETED
                 j["finished_at"] = float(j["started_at"]) + duration / scale
             else:
-                j["percent"] = percent
-        elif fail_at is not None and percent >= int(fail_at):
-            j["percent"] = int(fail_at)
-            j["finished_at"] = float(j["started_at"]) + duration * int(fail_at) / 100 / scale
-            _fail(est, j)
-        elif elapsed >= duration:
-            j["percent"] = 100
-            j["state"] = COMPLETED
-            j["finished_at"] = float(j["started_at"]) + duration / scale
-            _apply(est, j)
-        else:
-            j["percent"] = percent
-        changed[j["key"]] = j
-    # Start queued jobs as slots free up, oldest first.
+                j["percent"] = 100 if duration <= 0 else min(100, int(elapsed * 100 / duration))
+            changed[j["key"]] = j
     busy: dict[tuple[str, str], int] = {}
     for j in jobs:
         if j["state"] == RUNNING:
             for slot in _slots(j):
                 busy[slot] = busy.get(slot, 0) + 1
-    for j in sorted((j for j in jobs if j["state"] == NEW), key=lambda x: float(x["queued_at"])):
-        if all(busy.get(s, 0) < _limit(est, s[0], s[1]) for s in _slots(j)):
-            j["state"] = RUNNING
-            j["started_at"] = now
-            for slot in _slots(j):
-                busy[slot] = busy.get(slot, 0) + 1
-            # Moves out of one host share its links: a move starting beside others gets its share of the bandwidth.
-            sharing = 1 + sum(1 for o in jobs if o is not j and is_move(o) and o["state"] == RUNNING
-                              and o["source"] == j["source"])
-            j["duration"] = (int(j["disk_bytes"]) + int(j["memory_bytes"])) / (float(j["bandwidth_bps"]) / sharing)
+    moves_running = [j for j in jobs if is_move(j) and j["state"] == RUNNING]
+    t = min((float(j.get("advanced_at") or j["started_at"]) for j in moves_running), default=now)
+    _start_queued(est, jobs, t, changed, busy)
+    for _ in range(10_000):  # each turn ends at least one move; the bound only guards against a modelling bug
+        moves_running = [j for j in jobs if is_move(j) and j["state"] == RUNNING]
+        if not moves_running:
+            break
+        rates = _rates(est, moves_running)
+        # When each reaches its end (or the percentage where an injected failure strikes), in wall seconds.
+        ends: dict[str, float] = {}
+        for j in moves_running:
+            total = float(j["disk_bytes"]) + float(j["memory_bytes"])
+            target = total * int(j["fail_at"]) / 100 if j.get("fail_at") is not None else total
+            left = max(0.0, target - float(j.get("bytes_done") or 0))
+            ends[j["key"]] = t + (left / rates[j["key"]] / scale if rates[j["key"]] > 0 else float("inf"))
+        step_to = min(min(ends.values()), now)
+        for j in moves_running:
+            start = max(t, float(j.get("advanced_at") or t))
+            j["bytes_done"] = float(j.get("bytes_done") or 0) + rates[j["key"]] * max(0.0, step_to - start) * scale
+            j["advanced_at"] = step_to
+            total = float(j["disk_bytes"]) + float(j["memory_bytes"])
+            j["percent"] = 100 if total <= 0 else min(100, int(j["bytes_done"] * 100 / total))
             changed[j["key"]] = j
+        finished = [j for j in moves_running if ends[j["key"]] <= step_to]
+        for j in finished:
+            j["finished_at"] = ends[j["key"]]
+            for slot in _slots(j):
+                busy[slot] -= 1
+            if j.get("fail_at") is not None:
+                j["percent"] = int(j["fail_at"])
+                _fail(est, j)
+            else:
+                j["percent"] = 100
+                j["state"] = COMPLETED
+                _apply(est, j)
+        t = step_to
+        if not finished:
+            break
+        _start_queued(est, jobs, t, changed, busy)
+    _start_queued(est, jobs, now, changed, busy)
     for j in changed.values():
         est.put("migration_job", j["key"], j, host=j["source"])
     # What a test reads to show the limits held: jobs running, and jobs submitted (running or queued) at once.
+    running_now: dict[tuple[str, str], int] = {}
     submitted: dict[tuple[str, str], int] = {}
     for j in list(changed.values()) + [j for j in jobs if j["key"] not in changed]:
-        if j["state"] in ACTIVE:
-            for slot in _slots(j):
+        for slot in _slots(j):
+            if j["state"] == RUNNING:
+                running_now[slot] = running_now.get(slot, 0) + 1
+            if j["state"] in ACTIVE:
                 submitted[slot] = submitted.get(slot, 0) + 1
-    for prefix, counts in (("peak_", busy), ("peak_submitted_", submitted)):
+    for prefix, counts in (("peak_", running_now), ("peak_submitted_", submitted)):
         for (host, kind), n in counts.items():
             key = f"{prefix}{kind}/{host}"
             if n > int(est.meta(key, "0") or "0"):
@@ -468,14 +669,12 @@ def settle(call: LabCall) -> None:
 def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, dest_given: str, dest_path: str,
              include_storage: bool, fail_reason: str = "") -> dict[str, Any]:
     """A move's job; ``dest`` None: a storage move on this host. ``fail_reason``: it fails as it starts."""
-    est = call.estate
-    disk_bytes = sum(int(d["file_size"]) for d in vm["disks"]) if include_storage else 0
-    memory_bytes = int(vm["memory_startup"]) if running(vm) and dest is not None else 0
+    disk_bytes = sum(int(f["file_size"]) for f in vm_file_list(vm) if f["kind"] in COPIED) if include_storage else 0
+    memory_bytes = memory_in_use(vm) if running(vm) and dest is not None else 0
     if dest is None and not dest_given:
-        migration_type, bps = STORAGE, float(LOCAL_COPY_BPS)
+        migration_type = STORAGE
     else:
         migration_type = VIRTUAL_SYSTEM_AND_STORAGE if include_storage else VIRTUAL_SYSTEM
-        bps = bandwidth(est, call.name, dest["name"]) if dest is not None else float(LOCAL_COPY_BPS)
     job = {
         "key": "{" + str(uuid.uuid4()).upper() + "}",
         "vm_id": vm["id"],
@@ -489,9 +688,9 @@ def _new_job(call: LabCall, vm: dict[str, Any], *, dest: dict[str, Any] | None, 
         "job_type": hyperv.JOB_TYPE_FOR_MIGRATION[migration_type],
         "disk_bytes": disk_bytes,
         "memory_bytes": memory_bytes,
-        "bandwidth_bps": bps,
-        "duration": (disk_bytes + memory_bytes) / bps,
         "state": NEW,
+        "bytes_done": 0.0,
+        "advanced_at": None,
         "percent": 0,
         "queued_at": call.now,
         "started_at": None,
@@ -556,11 +755,16 @@ def migrate_source_preflight(call: LabCall) -> dict[str, Any]:
     for vm in found:
         vms.append({
             "name": vm["name"], "id": vm["id"], "state": vm["state"], "version": vm["version"],
-            "memory_startup_bytes": vm["memory_startup"], "memory_assigned_bytes": vm["memory_startup"] if running(vm) else 0,
+            "memory_startup_bytes": vm["memory_startup"], "memory_assigned_bytes": memory_in_use(vm),
+            "dynamic_memory": bool(vm.get("memory_dynamic")),
+            "processor_compatibility": bool(vm.get("processor_compatibility")),
             "clustered": vm["clustered"], "path": vm["path"],
             "disks": [{"path": d["path"], "size_bytes": d["size"], "file_size_bytes": d["file_size"]} for d in vm["disks"]],
             "passthrough_disks": [str(n) for n in vm.get("passthrough_disks") or []],
             "switches": [a["switch"] for a in vm["adapters"]],
+            "files": [{"path": f["path"], "kind": f["kind"],
+                       "size_bytes": int(f["file_size"]) if f["kind"] in COPIED else None}
+                      for f in vm_file_list(vm)],
         })
         jobs.extend(jobs_for(est, call.name, vm["id"], call.now))
     check: dict[str, Any] = {"ran": False, "error": None, "incompatibilities": []}
@@ -586,6 +790,7 @@ def migrate_source_preflight(call: LabCall) -> dict[str, Any]:
         "cpu_vendor": call.host.get("cpu_vendor", ""),
         "migration": _migration_settings(call.host),
         "vms": vms,
+        "addresses": [str(a) for a in host_addresses(est, call.name)],
         "check": check,
         "jobs": jobs,
     }
@@ -597,17 +802,20 @@ def migrate_dest_preflight(call: LabCall) -> dict[str, Any]:
     est, p, h = call.estate, call.params, call.host
     name, vm_id = str(p["Name"]), str(p.get("VmId") or "")
     path = str(p.get("Path") or "") or str(h["hyperv"]["vm_path"])
-    info: dict[str, Any] = {"given": path, "unc": False, "drive_exists": False, "exists": False, "free_bytes": None}
+    info: dict[str, Any] = {"given": path, "unc": False, "drive_exists": False, "exists": False, "free_bytes": None,
+                            "files": []}
     if path:
         if path.startswith("\\\\"):
-            info.update(unc=True, drive_exists=True, exists=True)
+            info.update(unc=True, drive_exists=True)
         else:
             free = volume_free(est, call.name, drive_of(path)) if drive_of(path) else None
             if free is not None:
                 info.update(drive_exists=True, free_bytes=free)
                 prefix = path.rstrip("\\").lower()
+                under = sorted(f for f in files_on(est, call.name) if f.startswith(prefix + "\\"))
                 info["exists"] = prefix.lower() in {h["hyperv"]["vm_path"].lower(), f"{drive_of(path).lower()}:"} or any(
-                    vm["path"].lower().startswith(prefix) for vm in vms_on(est, call.name))
+                    vm["path"].lower().startswith(prefix) for vm in vms_on(est, call.name)) or bool(under)
+                info["files"] = under
     here = [
         {"name": vm["name"], "id": vm["id"], "state": vm["state"], "path": vm["path"],
          "disks": [d["path"] for d in vm["disks"]]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hvauto.lab.estate import vms_on
+from hvauto.lab.estate import memory_in_use, vms_on
 
 from . import CmdletError, LabCall, handles
 
@@ -29,7 +29,7 @@ def vm_view(vm: dict[str, Any], now: float) -> dict[str, Any]:
         "state": vm["state"],
         "cpu_count": vm["cpu_count"],
         "memory_startup_bytes": vm["memory_startup"],
-        "memory_assigned_bytes": vm["memory_startup"] if running else 0,
+        "memory_assigned_bytes": memory_in_use(vm),
         "uptime_seconds": int(now - vm.get("started_at", now)) if running else 0,
         "generation": vm["generation"],
         "version": vm["version"],

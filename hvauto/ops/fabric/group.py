@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from hvauto import versions
-from hvauto.errors import PreflightError, Problem, VerifyError
+from hvauto.errors import OutcomeUnknown, PreflightError, Problem, TransportError, VerifyError
 from hvauto.ops import hosts_to_change
 from hvauto.ops.fabric.hostplan import HostPlan, compute_plan
+from hvauto.ops.fabric.iscsi import paths_per_target
 from hvauto.ops.fabric.spec import FabricSpec, load_spec
 from hvauto.results import Report
 from hvauto.session import Session
@@ -82,6 +83,10 @@ def plan(session: Session, *, host: str | list[str], spec: str | Path, force: bo
     return report
 
 
+def find_out(host: str, spec: object) -> list[str]:
+    return [f"hvauto fabric plan {host} --spec {spec}"]
+
+
 def baseline_state(fabric: FabricSpec, host: str) -> dict[str, Any]:
     """A host as first built, for ``--render``: the spec's adapters present, up and free; no team, switch or vNIC."""
     names = [*fabric.adapters_for(host), *fabric.iscsi_for(host)]
@@ -143,12 +148,35 @@ def apply(session: Session, *, host: str | list[str], spec: str | Path, force: b
         hp = report.hosts[h]
         if not hp.changed:
             return hp
-        result = session.run(h, "fabric_apply", hp.params)
+        try:
+            result = session.run(h, "fabric_apply", hp.params)
+        except TransportError as exc:
+            if not exc.sent:
+                raise
+            # The answer was lost after the script went out: read the host back, never send the plan again.
+            try:
+                after = compute_plan(fabric, h, hp.version, session.run(h, "fabric_get").data, force=force)
+            except TransportError as again:
+                raise OutcomeUnknown(f"{h}: the answer to fabric_apply was lost ({exc.message}) and the host cannot "
+                                     f"be read back ({again.message})", commands=find_out(h, spec)) from exc
+            if after.changed:
+                raise OutcomeUnknown(f"{h}: the answer to fabric_apply was lost ({exc.message}); the host does not "
+                                     "match the spec (yet); nothing was sent again", commands=find_out(h, spec),
+                                     hint="`fabric plan` shows what is left; `fabric apply` again plans from what "
+                                     "it reads") from exc
+            hp.steps = ["the answer was lost; the host read back matches the spec"]
+            return hp
         hp.steps = list((result.data or {}).get("steps") or [])
-        after = compute_plan(fabric, h, hp.version, session.run(h, "fabric_get").data, force=force)
+        state = session.run(h, "fabric_get").data
+        after = compute_plan(fabric, h, hp.version, state, force=force)
         if after.changed:
             left = "; ".join(f"{c.action} {c.target}" for c in after.changes)
             raise VerifyError(f"{h}: verify: the host still differs from the spec after apply: {left}")
+        want = len(fabric.iscsi_paths(h))
+        for target, paths in paths_per_target(fabric, state).items():
+            if paths < want:
+                raise VerifyError(f"{h}: verify: {target} has {paths} of {want} paths connected")
+            hp.steps.append(f"verified: {target} over {paths} paths (MPIO)")
         return hp
 
     group = session.fan_out(list(report.hosts), one)

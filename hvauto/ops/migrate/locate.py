@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 from hvauto.errors import (
     AmbiguousError,
     HvautoError,
@@ -20,13 +23,23 @@ def is_windows_path(path: str) -> bool:
     return len(path) >= 3 and path[0].isalpha() and path[1] == ":" and path[2] == "\\"
 
 
-def validate(session: Session, *, vm: str, dest: str | None, source: str | None, storage_path: str | None) -> None:
-    """Every input problem at once, before any remote call."""
+#: The longest pause between two polls of a migration job.
+MAX_POLL_INTERVAL = 3600.0
+
+
+def validate(session: Session, *, vm: str, dest: str | None, source: str | None, storage_path: str | None,
+             source_flag: str = "--from", poll_interval: float = 1.0) -> None:
+    """Every input problem at once, before any remote call (``source_flag``: the option that named the source)."""
     problems: list[str] = []
+    if not (isinstance(poll_interval, (int, float)) and math.isfinite(poll_interval)
+            and 0 <= poll_interval <= MAX_POLL_INTERVAL):
+        # inf would crash the sleep after the move started, NaN would never sleep at all.
+        problems.append(f"poll interval {poll_interval!r}: expected a number of seconds from 0 to "
+                        f"{MAX_POLL_INTERVAL:g}")
     if not vm.strip():
         problems.append("VM name is empty")
     hyperv = {h.lower() for h in session.inventory.with_role("hyperv")}
-    for label, host in (("destination", dest), ("--from", source)):
+    for label, host in (("destination", dest), (source_flag, source)):
         if host is None:
             continue
         try:
@@ -64,3 +77,32 @@ def locate_one(session: Session, vm: str, *, hosts: list[str] | None = None) -> 
         raise AmbiguousError(f"VM {vm!r} is on more than one host: {', '.join(f.host for f in found)}",
                              hint="pass --from HOST to say which one")
     return found[0]
+
+
+#: Seconds before a second look for a VM that neither host has (a move may be switching it over).
+LOOK_AGAIN = 1.0
+
+
+def locate_from(session: Session, vm: str, *, source: str | None, dest: str) -> Located:
+    """Where the VM to move is. With ``--from`` the source settles a name clash: a VM of that name on the source is
+    the one (another of the same name on the destination is not the same VM); only when the source has none is the
+    destination asked whether the move is already done."""
+    if not source:
+        return locate_one(session, vm)
+    src = session.host(source).name
+    found = locate(session, vm, hosts=[src, dest])
+    if not found:
+        # The two hosts are read at two moments: a move that ends between them leaves the VM on neither
+        # (gone from the source, not yet on the destination). Look once more before calling it missing.
+        time.sleep(LOOK_AGAIN)
+        found = locate(session, vm, hosts=[src, dest])
+    here = [f for f in found if f.host.lower() == src.lower()]
+    there = [f for f in found if f.host.lower() == dest.lower()]
+    if len(here) > 1 or (not here and len(there) > 1):
+        where = src if len(here) > 1 else dest
+        raise AmbiguousError(f"{where} has more than one VM named {vm!r}", hint="rename one (Rename-VM) first")
+    if here:
+        return here[0]
+    if there:
+        return there[0]
+    raise NotFoundError(f"VM {vm!r} is not on {source}", hint="`hvauto vm list` shows every VM")

@@ -52,6 +52,40 @@ MIN_OS_FOR_VERSION = {"4.0": "2012", "5.0": "2012r2", "6.2": "2016", "7.0": "201
                       "9.3": "2022", "10.0": "2022", "11.0": "2025", "12.0": "2025"}
 
 
+#: The configuration versions each release runs (Microsoft's table, [WSD-Ver]; 2012 from [BOOK-MWS16]). The check
+#: itself uses what the destination reports (Get-VMHostSupportedVersion); this table only words the fix.
+VERSIONS_BY_OS: dict[str, tuple[str, ...]] = {
+    "2012": ("4.0",),
+    "2012r2": ("5.0",),
+    "2016": ("5.0", "6.2", "7.0", "7.1", "8.0"),
+    "2019": ("5.0", "6.2", "7.0", "7.1", "8.0", "8.1", "8.2", "8.3", "9.0"),
+    "2022": ("8.0", "8.1", "8.2", "8.3", "9.0", "9.1", "9.2", "9.3", "10.0"),
+    "2025": ("8.0", "8.1", "8.2", "8.3", "9.0", "9.1", "9.2", "9.3", "10.0", "11.0", "12.0"),
+}
+
+
+#: Supported cross-version moves beyond the destination's own list: 2012 R2 takes a 2012 VM (4.0) and upgrades it
+#: to 5.0 [KB2956020] [BOOK-MWS16].
+ACCEPTED_ON_ARRIVAL: dict[str, tuple[str, ...]] = {"2012r2": ("4.0",)}
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in version.split("."))
+    except ValueError:
+        return (0,)
+
+
+def accepts_version(dest_os: str, supported: list[str], version: str) -> bool:
+    """The destination runs the VM's configuration version or takes it in a supported cross-version move."""
+    return version in supported or version in ACCEPTED_ON_ARRIVAL.get(dest_os, ())
+
+
+#: The states in which a VM carries processor state across the move: only these are bound to the CPU vendor
+#: ([WSD-PCM] [WSD-DPCM]: a VM that is shut down moves across vendors).
+CPU_BOUND_STATES = ("Running", "Saved", "Paused")
+
+
 @dataclass(frozen=True)
 class MoveProgress:
     """One observation of a running move (what the progress bar and the JSON lines show)."""
@@ -123,4 +157,6 @@ class CancelResult:
     #: Jobs whose RequestStateChange was refused (e.g. 4097 invalid state transition): still running.
     refused_jobs: list[str] = field(default_factory=list)
     planned_removed_from: list[str] = field(default_factory=list)
+    #: Planned VMs DestroySystem refused to remove ("HOST: DestroySystem returned N (meaning)"): still there.
+    planned_left: list[str] = field(default_factory=list)
     what_if: bool = False

@@ -13,14 +13,14 @@ from typing import Any
 from hvauto import hyperv
 from hvauto.errors import (
     ErrorRecord,
-    NotFoundError,
+    OutcomeUnknown,
     PreflightError,
     Problem,
     RemoteScriptError,
     TransportError,
     VerifyError,
 )
-from hvauto.ops.migrate.locate import locate_one, validate
+from hvauto.ops.migrate.locate import locate_from, locate_one, validate
 from hvauto.ops.migrate.model import (
     ACTIVE_STATES,
     CLUSTER_LIVE,
@@ -50,11 +50,54 @@ from hvauto.results import Change
 from hvauto.session import Session
 
 
-def cleanup_planned(session: Session, hosts: list[str], vm_id: str) -> list[str]:
-    """Remove a planned VM of ``vm_id`` from each host that has one; the hosts it was removed from."""
+def cleanup_planned(session: Session, hosts: list[str], vm_id: str, *, failed: list[str] | None = None) -> list[str]:
+    """Remove a planned VM of ``vm_id`` from each host that has one; the hosts it was removed from.
+
+    A ``DestroySystem`` that did not return 0 or 4096 left the planned VM in place: ``failed`` gets each one.
+    """
     group = session.fan_out(hosts, lambda h: session.run(h, "migrate_cleanup", vm_params(vm_id)).data)
     group.raise_if_failed()
+    for h, d in group.values().items():
+        for f in d.get("failed") or []:
+            if failed is not None:
+                failed.append(f"{h}: DestroySystem returned {f['return_value']} "
+                              f"({hyperv.MIGRATION_METHOD_RESULTS.get(int(f['return_value']), 'undocumented')})")
     return [h for h, d in group.values().items() if d.get("removed")]
+
+
+def find_out(vm: str) -> list[str]:
+    """The commands that tell (and end) a move whose start had no answer."""
+    return [f"hvauto migrate --watch {vm}", f"hvauto migrate --cancel {vm}", "hvauto vm list"]
+
+
+def _look_for_started(session: Session, *, src_host: str, vm: str, vm_id: str, dest: str,
+                      lost: TransportError, looks: int = 3, pause: float = 1.0,
+                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
+    """After a start whose answer was lost: the move's job, or None when the VM has already left the source.
+
+    A start the host received shows as a move job within moments; the source is asked ``looks`` times
+    before hvauto says it cannot tell (:class:`OutcomeUnknown`), because a start held up in the service can
+    still begin after the first look. Nothing is ever sent again from here.
+    """
+    for attempt in range(looks):
+        try:
+            status = patiently(lambda: session.run(src_host, "migrate_status", vm_params(vm_id)).data)
+        except TransportError as exc:
+            raise OutcomeUnknown(
+                f"{src_host}: the answer to the start of the move of {vm} was lost ({lost.message}), and the "
+                f"host cannot be asked what happened ({exc.message}); nothing was sent again",
+                commands=find_out(vm)) from exc
+        job = pick_job(list(status.get("jobs") or []))
+        if job is not None or status.get("vm") is None:
+            return job
+        if attempt < looks - 1:
+            sleep(pause)
+    raise OutcomeUnknown(
+        f"{src_host}: the answer to the start of the move of {vm} to {dest} was lost ({lost.message}); {vm} is "
+        "still there and no move of it is visible, but a start held up on the way may still begin; nothing was "
+        "sent again", commands=find_out(vm),
+        hint=f"`hvauto migrate --watch {vm}` follows a move that started late and `hvauto migrate --cancel {vm}` "
+        f"ends it; when neither shows a move, run the migrate again")
 
 
 def _on_dest_done(loc: Located, *, dest: str, storage_path: str | None, mode: str) -> bool:
@@ -86,12 +129,9 @@ def migrate(
 ) -> MigrationResult:
     """``hvauto migrate --shared-nothing|--live VM DEST``: locate, preflight, start, watch, verify."""
     mode = LIVE if live else SHARED_NOTHING
-    validate(session, vm=vm, dest=dest, source=source, storage_path=storage_path)
+    validate(session, vm=vm, dest=dest, source=source, storage_path=storage_path, poll_interval=poll_interval)
     dest = session.host(dest).name
-    hosts = [session.host(source).name, dest] if source else None
-    loc = locate_one(session, vm, hosts=hosts)
-    if source and loc.host.lower() != session.host(source).name.lower() and loc.host.lower() != dest.lower():
-        raise NotFoundError(f"VM {vm!r} is not on {source}")
+    loc = locate_from(session, vm, source=source, dest=dest)
     if loc.host.lower() == dest.lower():
         if _on_dest_done(loc, dest=dest, storage_path=storage_path, mode=mode):
             return MigrationResult(vm=loc.vm.name, vm_id=loc.vm.id, mode=mode, source=None, dest=dest,
@@ -169,15 +209,10 @@ def migrate(
             instance_id = str(job["instance_id"]) if job else ""
         except TransportError as exc:
             if not exc.sent:
-                raise
-            # The request reached the host and its answer was lost: look, never send Move-VM again.
-            status = session.run(src_host, "migrate_status", vm_params(vm_id)).data
-            job = pick_job(list(status.get("jobs") or []))
-            if job is None and status.get("vm") is not None:
-                raise type(exc)(
-                    f"{src_host}: the answer to the start of the move was lost and no move of {vm_name} is visible; "
-                    "nothing was sent again", sent=True, hint=f"run `hvauto migrate --shared-nothing {vm_name} {dest}` again "
-                    "(its preflight will see a move that started late)") from exc
+                raise  # refused or never reached the host: nothing started (a transient one was already retried)
+            # The request reached the host and its answer was lost: look, never send the start again.
+            job = _look_for_started(session, src_host=src_host, vm=vm_name, vm_id=vm_id, dest=dest, lost=exc,
+                                    pause=poll_interval)
             result.resumed = True
             instance_id = str(job["instance_id"]) if job else ""
     if on_started is not None:
@@ -188,13 +223,17 @@ def migrate(
     result.job_id = str(final["instance_id"]) if final else instance_id
     if final is not None and int(final["job_state"]) not in SUCCESS_STATES:
         state = int(final["job_state"])
-        cleaned = cleanup_planned(session, [dest], vm_id)
+        left: list[str] = []
+        cleaned = cleanup_planned(session, [dest], vm_id, failed=left)
         what = "was cancelled" if state in (TERMINATED, KILLED) else "failed"
         rec = ErrorRecord(message=str(final.get("error_description") or f"the migration job {what}"),
                           category="OperationStopped" if state != EXCEPTION else "NotSpecified",
                           fqid=f"MigrationJob{JOB_STATE_NAMES.get(state, state)},ErrorCode={final.get('error_code')}")
         hint = (f"the planned VM it left on {dest} was removed; {vm_name} is still on {src_host}" if cleaned else
                 f"{vm_name} is still on {src_host}")
+        if left:
+            hint += (f"; the planned VM it left could not be removed ({'; '.join(left)}): "
+                     f"`hvauto migrate --cancel {vm_name}` tries again")
         raise RemoteScriptError(src_host, "migrate_status", [rec], hint=hint)
     result.changed = True
     result.elapsed_seconds = time.monotonic() - started
@@ -251,6 +290,6 @@ def cancel(session: Session, *, vm: str, source: str | None = None, what_if: boo
     out.refused_jobs = [f"{r['instance_id']}: RequestStateChange returned {r['return_value']} "
                         f"({hyperv.REQUEST_STATE_CHANGE_RESULTS.get(int(r['return_value']), 'undocumented')})"
                         for r in data.get("refused") or []]
-    out.planned_removed_from = cleanup_planned(session, others, loc.vm.id)
+    out.planned_removed_from = cleanup_planned(session, others, loc.vm.id, failed=out.planned_left)
     out.changed = bool(out.cancelled_jobs or out.planned_removed_from)
     return out

@@ -158,13 +158,18 @@ def storage_steps(session: Session, *, vm: str, path: str, host: str | None) -> 
     from hvauto.ops.storage import check_path
 
     check_path(path)
-    validate(session, vm=vm, dest=None, source=host, storage_path=path)
+    validate(session, vm=vm, dest=None, source=host, storage_path=path, source_flag="--host")
     src = session.host(_needs_source(host, "--host HOST")).name
     vm_id = ph(f"{VM_ID} of {vm}")
     return [*_locate(session, vm, [src]),
+            Step(src, "migrate_status", vm_params(vm_id), "look for a move of the VM already running (it is "
+                 "watched, never started twice)", when=f"when a file of the VM is not under {path}"),
+            Step(src, "migrate_dest_preflight", dest_preflight_params(vm, vm_id, path),
+                 f"check that {path}'s volume exists on {src} and has room",
+                 when=f"when a file is not under {path} and no move of it is running"),
             Step(src, "storage_move_start", storage_start_params(vm_id, path),
                  "start the storage move (MigrateVirtualSystemToHost, Storage)",
-                 when=f"when a file of the VM is not under {path}"),
+                 when=f"when a file of the VM is not under {path} and no move of it is running"),
             Step(src, "migrate_status", vm_params(vm_id), "watch the move's job", repeat=POLL),
             Step(src, "migrate_status", vm_params(vm_id), f"verify: every disk is under {path}")]
 

@@ -116,11 +116,18 @@ def patiently(read: Callable[[], Any], *, attempts: int = 30, pause: float = 0.5
 def watch_running(session: Session, *, vm: str, source: str | None = None, on_progress: ProgressFn | None = None,
                   poll_interval: float = 1.0) -> dict[str, Any] | None:
     """``hvauto migrate --watch VM``: follow a move started earlier (by hvauto or anyone)."""
-    validate(session, vm=vm, dest=None, source=source, storage_path=None)
+    validate(session, vm=vm, dest=None, source=source, storage_path=None, poll_interval=poll_interval)
     loc = locate_one(session, vm, hosts=[session.host(source).name] if source else None)
     status = session.run(loc.host, "migrate_status", vm_params(loc.vm.id)).data
     job = pick_job(list(status.get("jobs") or []))
     if job is None:
         return None
+    # What the move copies, as the start would have counted it: the disks when the storage moves, the memory a
+    # running VM holds when the VM moves (not "0 B of 0 B").
+    kind = int(job.get("migration_type") or 0)
+    total = (loc.vm.disk_bytes if kind != hyperv.MigrationType.VIRTUAL_SYSTEM else 0) + (
+        (loc.vm.memory_assigned or loc.vm.memory_startup)
+        if kind != hyperv.MigrationType.STORAGE and loc.vm.state in ("Running", "Paused") else 0)
     return watch(session, source=loc.host, vm=loc.vm.name, vm_id=loc.vm.id, dest=str(job.get("destination_host")),
-                 instance_id=str(job["instance_id"]), on_progress=on_progress, poll_interval=poll_interval)
+                 instance_id=str(job["instance_id"]), bytes_total=total, on_progress=on_progress,
+                 poll_interval=poll_interval)

@@ -67,6 +67,24 @@ class FolderAce:
                 and {"ContainerInherit", "ObjectInherit"} <= flags and "InheritOnly" not in self.propagation)
 
 
+#: Generic access bits (an ACE on a folder may carry them, inherit-only, instead of FileSystemRights names).
+_GENERIC = [(0x10000000, "GenericAll (FullControl)"), (0x20000000, "GenericExecute"), (0x40000000, "GenericWrite"),
+            (0x80000000, "GenericRead")]
+
+
+def rights_text(rights: str) -> str:
+    """An ACE's rights for a person: FileSystemRights names as Windows gives them, generic bits by name."""
+    text = rights.strip()
+    if not text.lstrip("-").isdigit():
+        return text
+    value = int(text) & 0xFFFFFFFF
+    names = [name for bit, name in _GENERIC if value & bit]
+    rest = value & ~sum(bit for bit, _ in _GENERIC)
+    if rest:
+        names.append(f"0x{rest:08X}")
+    return ", ".join(names) or "none"
+
+
 @dataclass(frozen=True)
 class OpenFile:
     path: str
@@ -251,19 +269,54 @@ def apply_params(name: str, path: str, plan: SharePlan, accounts: Sequence[str],
     }
 
 
-def _grantees(state: ShareState, wanted: Sequence[Wanted]) -> list[Grantee]:
+#: Well-known principals that stand for (nearly) everyone: Full Control on a VM share for one of them
+#: hands every VM's disks to every user. By SID, so a localised name ("Authentifizierte Benutzer") or a
+#: SID given as the account is caught too. Domain-relative ones are matched by their RID.
+BROAD_SIDS = {
+    "S-1-5-11": "Authenticated Users",
+    "S-1-5-32-545": "BUILTIN\\Users",
+    "S-1-5-32-546": "BUILTIN\\Guests",
+    "S-1-5-7": "ANONYMOUS LOGON",
+    "S-1-5-2": "NETWORK",
+    "S-1-5-4": "INTERACTIVE",
+    "S-1-5-1": "DIALUP",
+    "S-1-5-13": "TERMINAL SERVER USER",
+    "S-1-5-14": "REMOTE INTERACTIVE LOGON",
+}
+BROAD_DOMAIN_RIDS = {"513": "Domain Users", "514": "Domain Guests", "515": "Domain Computers"}
+
+
+def broad(sid: str) -> str | None:
+    """What a broad principal's SID stands for, or None for one that names particular accounts."""
+    if sid in BROAD_SIDS:
+        return BROAD_SIDS[sid]
+    if sid.startswith("S-1-5-21-") and sid.count("-") == 7:
+        return BROAD_DOMAIN_RIDS.get(sid.rsplit("-", 1)[1])
+    return None
+
+
+def _grantees(state: ShareState, wanted: Sequence[Wanted], *, allow_broad: bool = False) -> list[Grantee]:
     problems = [Problem("account", f"{acct}: {why}", host=state.server,
                         fix="check the name (DOMAIN\\name), or that the computer is joined to the domain")
                 for acct, why in state.unresolved.items()]
     if problems:
         raise PreflightError(problems, what="resolving accounts")
     out: dict[str, Grantee] = {}
+    broad_problems: list[Problem] = []
     for w in wanted:
         sid = state.resolved[w.account.lower()]
         if sid == EVERYONE:
             raise PreflightError([Problem("account", f"{w.account} is Everyone (S-1-1-0): hvauto never grants it",
                                           host=state.server, fix="name the hosts and admins instead")])
+        if broad(sid) and not allow_broad:
+            broad_problems.append(Problem(
+                "account", f"{w.account} is {broad(sid)} ({sid}): Full Control on a VM share and its folder for it "
+                "gives every VM's disks to nearly every user", host=state.server,
+                fix="name the admin group instead, or pass --allow-broad if that is really meant"))
+            continue
         out.setdefault(sid, Grantee(w.account, sid, w.reason))
+    if broad_problems:
+        raise PreflightError(broad_problems, what="checking the accounts to grant")
     return list(out.values())
 
 

@@ -9,8 +9,10 @@ from typing import Any
 from hvauto import versions
 from hvauto.errors import (
     NotFoundError,
+    OutcomeUnknown,
     PreflightError,
     Problem,
+    TransportError,
     ValidationError,
     VerifyError,
 )
@@ -88,6 +90,20 @@ def _wanted(inv: Inventory, hosts: Sequence[HostConfig], group: str | None, admi
     return unique
 
 
+def _left_to_do(state: ShareState, grantees: Sequence[Grantee], revoked: Sequence[str]) -> tuple[list[str], list[str]]:
+    """What the share still lacks (Full for a grantee) and still has (a revoked principal)."""
+    missing = [f"share: {g.account}" for g in grantees if not state.share_full(g.sid)]
+    missing += [f"folder: {g.account}" for g in grantees if not state.folder_full(g.sid)]
+    left = [f"share: {a.account or a.sid}" for a in state.share_acl if a.sid in revoked and a.type == "Allow"]
+    left += [f"folder: {a.account or a.sid}" for a in state.folder_acl if a.sid in revoked and not a.inherited]
+    return missing, left
+
+
+def _took(state: ShareState, grantees: Sequence[Grantee], revoked: Sequence[str]) -> bool:
+    missing, left = _left_to_do(state, grantees, revoked)
+    return state.exists and not missing and not left
+
+
 def _apply(session: Session, server: str, name: str, path: str, plan: SharePlan, wanted: Sequence[Wanted],
            grantees: Sequence[Grantee], *, continuously_available: bool = False,
            encrypt_data: bool = False, revoked: Sequence[str] = ()) -> ShareState:
@@ -95,12 +111,26 @@ def _apply(session: Session, server: str, name: str, path: str, plan: SharePlan,
     accounts = [w.account for w in wanted]
     params = apply_params(name, path, plan, accounts, continuously_available=continuously_available,
                           encrypt_data=encrypt_data)
-    data = session.run(server, "smb_share_apply", params).data
-    state = ShareState.from_result(session.host(server).name, name, data["state"])
-    missing = [f"share: {g.account}" for g in grantees if not state.share_full(g.sid)]
-    missing += [f"folder: {g.account}" for g in grantees if not state.folder_full(g.sid)]
-    left = [f"share: {a.account or a.sid}" for a in state.share_acl if a.sid in revoked and a.type == "Allow"]
-    left += [f"folder: {a.account or a.sid}" for a in state.folder_acl if a.sid in revoked and not a.inherited]
+    try:
+        data = session.run(server, "smb_share_apply", params).data
+        state = ShareState.from_result(session.host(server).name, name, data["state"])
+    except TransportError as exc:
+        if not exc.sent:
+            raise
+        # The answer was lost after the script went out: read the share back, never send the plan again.
+        try:
+            state = read_share(session, server, name, path=path, accounts=accounts)
+        except TransportError as again:
+            raise OutcomeUnknown(f"{server}: share {name}: the answer to the change was lost ({exc.message}) and the "
+                                 f"share cannot be read back ({again.message})",
+                                 commands=[f"hvauto smb share show {name} --server {server}"]) from exc
+        if not _took(state, grantees, revoked):
+            raise OutcomeUnknown(f"{server}: share {name}: the answer to the change was lost ({exc.message}); the "
+                                 "share does not show it (yet); nothing was sent again",
+                                 commands=[f"hvauto smb share show {name} --server {server}"],
+                                 hint="run the same command again once `smb share show` says how the share is: it "
+                                 "plans from what it reads") from exc
+    missing, left = _left_to_do(state, grantees, revoked)
     if not state.exists or missing or left:
         detail = "; ".join([*(f"{m} lacks Full" for m in missing), *(f"{x} still there" for x in left)])
         raise VerifyError(f"{server}: share {name}: the change did not take: {detail or 'the share is gone'}",
@@ -110,13 +140,13 @@ def _apply(session: Session, server: str, name: str, path: str, plan: SharePlan,
 
 def _ensure(session: Session, *, name: str, server: str, path: str, wanted: list[Wanted], create: bool,
             prune: bool, continuously_available: bool, encrypt_data: bool, what_if: bool,
-            report_extras: bool) -> tuple[ShareResult, ShareState]:
+            report_extras: bool, allow_broad: bool = False) -> tuple[ShareResult, ShareState]:
     state = read_share(session, server, name, path=path, accounts=[w.account for w in wanted])
     if state.exists and path and not _same_path(state.path, path):
         raise PreflightError([Problem("share-path", f"share {state.name} already shares {state.path}, not {path}",
                                       host=server, fix="pick another share name, or give the share's own path")],
                              what=f"share {name}")
-    grantees = _grantees(state, wanted)
+    grantees = _grantees(state, wanted, allow_broad=allow_broad)
     plan = plan_share(state, grantees, create=create, prune=prune, continuously_available=continuously_available,
                       encrypt_data=encrypt_data, path_acl_supported=_path_acl_supported(session, server),
                       report_extras=report_extras)
@@ -299,13 +329,18 @@ def _show_input(inv: Inventory, *, name: str, server: str, read: bool = True) ->
 
 def create(session: Session, *, name: str, server: str, path: str, hosts: Sequence[str], group: str | None = None,
            admins: Sequence[str] = (), continuously_available: bool = False, encrypt: bool = False,
-           prune: bool = False, no_delegation: bool = False, what_if: bool = False) -> ShareResult:
-    """Create or reconcile a share for VM storage: Full on share and folder for hosts, clusters, group, admins."""
+           prune: bool = False, no_delegation: bool = False, what_if: bool = False,
+           allow_broad: bool = False) -> ShareResult:
+    """Create or reconcile a share for VM storage: Full on share and folder for hosts, clusters, group, admins.
+
+    A broad principal among the admins (Authenticated Users, BUILTIN\\Users, Domain Users ..., by SID) is
+    refused unless ``allow_broad``; Everyone always is.
+    """
     fs, host_cfgs, wanted = _create_input(session.inventory, name=name, server=server, path=path, hosts=hosts,
                                           group=group, admins=admins, no_delegation=no_delegation)
     result, _ = _ensure(session, name=name, server=fs.name, path=path, wanted=wanted, create=True, prune=prune,
                         continuously_available=continuously_available, encrypt_data=encrypt, what_if=what_if,
-                        report_extras=True)
+                        report_extras=True, allow_broad=allow_broad)
     if not no_delegation:
         result.delegation = _delegate(session, host_cfgs, fs.name, what_if)
     return result

@@ -23,7 +23,7 @@ _BAD_SHARE_CHARS = '\\/:*?"<>|'
 _BAD_PATH_CHARS = '<>:"/|?*'
 
 
-_SID_RE = re.compile(r"^S-1-[0-9]+(-[0-9]+)+$", re.I)
+_SID_RE = re.compile(r"S-1-[0-9]+(-[0-9]+)+", re.I)  # used with fullmatch: a trailing newline is no SID
 
 
 _RESERVED_SHARES = {"IPC$", "ADMIN$", "PRINT$"}
@@ -88,7 +88,7 @@ def expand_hosts(inv: Inventory, names: Sequence[str], problems: list[str]) -> l
 def qualify(inv: Inventory, account: str) -> str:
     """``Hyper-V Admins`` -> ``LAB\\Hyper-V Admins``; qualified names and SIDs stay as given."""
     account = account.strip()
-    if "\\" in account or _SID_RE.match(account):
+    if "\\" in account or _SID_RE.fullmatch(account):
         return account
     return f"{inv.netbios}\\{account}"
 
