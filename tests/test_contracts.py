@@ -42,7 +42,7 @@ def _reads(lab: Lab) -> None:
     for argv in (["vm", "list"], ["host", "show", "hostA"], ["host", "show", "hv12"], ["host", "show", "fs01"],
                  ["switch", "list"], ["smb", "share", "show", "VMs", "--server", "fs01"],
                  ["delegation", "show", "hostA"], ["fabric", "plan", "hostA", "--spec", SPEC], ["doctor"],
-                 ["vm", "show", "vm01"]):
+                 ["vm", "show", "vm01"], ["lab", "capture", "--to", "captured.yaml"]):
         hv(*argv)
 
 

@@ -12,6 +12,7 @@ import typer
 from hvauto.errors import UsageError
 from hvauto.results import count
 
+from . import complete
 from .app import OutputOpt, get_app
 from .output import Output, emit, table
 
@@ -86,6 +87,31 @@ def init(
 
 
 @app.command()
+def capture(
+    ctx: typer.Context,
+    hosts: Annotated[list[str] | None, typer.Argument(help="Hosts or groups (default: the whole inventory).",
+                                                      autocompletion=complete.hosts)] = None,
+    to: Annotated[Path, typer.Option("--to", help="The estate file to write (YAML).")] = Path("estate.yaml"),
+    force: Annotated[bool, typer.Option(help="Overwrite the file if it exists.")] = False,
+) -> None:
+    """Read an estate, read-only, into a lab estate file: `hvauto lab init DIR --estate FILE` then builds its twin."""
+    from hvauto.ops import capture as ops
+
+    if to.exists() and not force:
+        raise UsageError(f"{to} exists; pass --force to overwrite it")
+    state = get_app(ctx)
+    doc = ops.capture(state.session, list(hosts or []))
+    text = ops.to_yaml(doc, str(state.inventory.path))
+    from hvauto.lab import estatefile
+
+    estatefile.parse(text, str(to))  # what it wrote must load: a schema problem is ours, and said now
+    to.write_text(text, encoding="utf-8")
+    n_vms = sum(len(h.get("vms") or []) for h in doc["hosts"])
+    typer.echo(f"captured {count(len(doc['hosts']), 'host')} and {count(n_vms, 'VM')} into {to}; "
+               f"rehearse on it: hvauto lab init twin --estate {to}")
+
+
+@app.command()
 def serve(
     ctx: typer.Context,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: the inventory's; 0 = any free).",
@@ -157,7 +183,7 @@ def describe_fault(data: dict[str, object]) -> str:
     n = int(data.get("fail_next") or 0)  # type: ignore[call-overload]
     if n:
         on = f" on {data['fail_on']}" if data.get("fail_on") else ""
-        parts.append(f"the next {n} call{'s' if n != 1 else ''}{on} fail ({data.get('kind') or 'transient'})")
+        parts.append(f"the next {count(n, 'call')}{on} {'fails' if n == 1 else 'fail'} ({data.get('kind') or 'transient'})")
     if float(data.get("stretch") or 0):  # type: ignore[arg-type]
         parts.append(f"every script takes {float(data['stretch']):g} s")  # type: ignore[arg-type]
     if float(data.get("idle_timeout") or 0):  # type: ignore[arg-type]
@@ -246,4 +272,5 @@ def speed(
         if factor is not None:
             est.set_meta("time_scale", repr(float(factor)))
         value = est.meta("time_scale", "1.0")
-    typer.echo(f"lab time scale: {value} (a move that takes 60 s in real time takes {60 / float(value or 1):.1f} s)")
+    typer.echo(f"lab time scale: {value} (lab time runs {float(value or 1):g} times as fast as real time: a move of "
+               f"60 s on real hosts takes {60 / float(value or 1):.1f} s here)")

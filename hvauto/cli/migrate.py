@@ -153,7 +153,7 @@ def migrate(
     vm: Annotated[str, typer.Argument(help="The VM (exact name).", autocompletion=complete.vms)],
     dest: Annotated[str | None, typer.Argument(help="Destination host.", autocompletion=complete.hosts)] = None,
     shared_nothing: Annotated[bool, typer.Option("--shared-nothing", help="Move the VM with its storage "
-                                                 "(Move-VM -IncludeStorage).")] = False,
+                                                 "(MigrateVirtualSystemToHost, VirtualSystemAndStorage).")] = False,
     live: Annotated[bool, typer.Option("--live", help="Move the running VM; its storage stays on its share.")] = False,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the VM's running migration and remove the "
                                          "planned VM a move left behind.")] = False,
@@ -266,7 +266,7 @@ def storage_move(
     what_if: WhatIfOpt = False,
     render: RenderOpt = False,
 ) -> None:
-    """Move a VM's storage on its host (Move-VMStorage), with progress and verify."""
+    """Move a VM's storage on its host (MigrateVirtualSystemToHost, Storage), with progress and verify."""
     from hvauto.ops import storage as ops
 
     session = get_app(ctx).session

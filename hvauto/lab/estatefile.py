@@ -241,7 +241,7 @@ class _Builder:
     def build(self) -> Loaded:
         objects: dict[str, list[dict[str, Any]]] = {k: [] for k in (
             "host", "vm", "switch", "vnic", "adapter", "volume", "file", "share", "folder", "computer", "group",
-            "link")}
+            "link", "san_portal")}
         inventory = []
         for h in self.hosts:
             name = h["name"]
@@ -280,6 +280,8 @@ class _Builder:
             for key in ("network", "clock_skew_seconds", "credential_guard", "winrm"):
                 if key in h:
                     host[key] = h[key]
+            if h.get("mpio"):
+                host["mpio_installed"] = host["mpio_claim_iscsi"] = True
             objects["host"].append(host)
             inventory.append((name, tuple(host["roles"]), h["os"] if h.get("inventory_os", True) else None))
             tag = uuid.uuid5(uuid.NAMESPACE_DNS, name).bytes[0]
@@ -345,6 +347,8 @@ class _Builder:
                                      "members": list(g.get("members") or [])})
         from .handlers.migration import pair_key
 
+        for san in self.doc.get("san") or []:
+            objects["san_portal"].append({"key": san["portal"], "address": san["portal"], "targets": list(san["targets"])})
         for link in self.doc.get("links") or []:
             a, b = link["hosts"]
             objects["link"].append({"key": pair_key(a, b), "bandwidth_bps": float(link["bandwidth_gbps"]) * 10**9})

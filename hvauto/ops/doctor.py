@@ -229,10 +229,13 @@ def _clock(checks: dict[str, HostCheck], dc: str | None) -> None:
 
 # -- the matrix ------------------------------------------------------------------------------------------
 
+PROBE_VM = "(any VM)"
+
+
 #: A VM with nothing particular: the pair's host-level rules (migration, authentication, listeners, delegation).
 def _probe_vm(facts: dict[str, Any]) -> dict[str, Any]:
     supported = list((facts.get("hyperv") or {}).get("supported_versions") or ["8.0"])
-    return {"name": "(any VM)", "id": "", "state": "Off", "version": supported[0], "path": "", "clustered": False,
+    return {"name": PROBE_VM, "id": "", "state": "Off", "version": supported[0], "path": "", "clustered": False,
             "memory_startup_bytes": 0, "memory_assigned_bytes": 0, "disks": [], "switches": []}
 
 
@@ -266,6 +269,8 @@ def pair_problems(session: Session, source: HostCheck, dest: HostCheck,
         for p in problems:
             if p.check == "vm.state":
                 continue  # a VM in transition now is not a readiness problem of the pair
+            if vm["name"] == PROBE_VM and PROBE_VM in p.message + p.fix:
+                continue  # the stand-in VM only asks the pair's own rules; what it says of itself is no finding
             if p not in found:
                 found.append(p)
     return found

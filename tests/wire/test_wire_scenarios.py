@@ -32,6 +32,7 @@ SCENARIO: list[list[str]] = [
     ["evacuate", "hostA", "--what-if", "-o", "json"],
     ["evacuate", "hostA", "-o", "json", *POLL],
     ["vm", "list", "-o", "json"],
+    ["vm", "show", "web01", "--no-moves", "-o", "json"],
     ["switch", "list", "-o", "json"],
     ["switch", "create", "Lab Private", "--type", "private", "--hosts", "hostB", "-o", "json"],
     ["switch", "remove", "Lab Private", "--hosts", "hostB", "-o", "json"],
@@ -46,7 +47,7 @@ ELSEWHERE = {"fabric plan": "test_fabric_wire.py", "fabric apply": "test_fabric_
              "smb share": "test_smb_wire.py", "delegation grant": "test_smb_wire.py",
              "delegation show": "test_smb_wire.py", "delegation revoke": "test_smb_wire.py",
              "host list": "test_wire.py", "host show": "test_wire.py", "host migration": "test_fabric_wire.py",
-             "switch create": "test_fabric_wire.py"}
+             "switch create": "test_fabric_wire.py", "doctor": "test_doctor_wire.py"}
 
 _VOLATILE = re.compile(r"(elapsed|seconds|job_id|run_id|^id$|^ts$|^run$|started|ended|finished|at$|_at$|time|duration|journal)")
 
@@ -54,8 +55,8 @@ _VOLATILE = re.compile(r"(elapsed|seconds|job_id|run_id|^id$|^ts$|^run$|started|
 def scrub(value: Any) -> Any:
     if isinstance(value, dict):
         if isinstance(value.get("error"), str) and "message" in value:
-            # A transport error: its class must match; its text names the library's own exception.
-            value = {k: v for k, v in value.items() if k != "message"}
+            # A transport error: its class must match; its text and hint name the address, port and library.
+            value = {k: v for k, v in value.items() if k not in ("message", "hint")}
         return {k: scrub(v) for k, v in value.items() if not _VOLATILE.search(k) and k not in ("address", "transport")}
     if isinstance(value, list):
         return [scrub(v) for v in value]

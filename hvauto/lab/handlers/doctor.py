@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hvauto.lab.estate import SUPPORTED_VERSIONS, memory_free, vms_on
+from hvauto.lab.estate import SUPPORTED_VERSIONS, memory_free, vms_on, volume_free
 
 from . import LabCall, handles
 from .migration import listener_addresses
@@ -32,6 +32,8 @@ def doctor_host(call: LabCall) -> dict[str, Any]:
                         "disks": [d["path"] for d in view["disks"]], "switches": view["switches"]})
         hyperv = {
             "vm_path": hv["vm_path"],
+            "vhd_path": hv["vhd_path"],
+            "performance_option": None if h["os"] == "2012" else hv["migration"].get("performance_option"),
             "migration": mig,
             "listener_addresses": listener_addresses(call.estate, h),
             "switches": [s["name"] for s in call.estate.all("switch", host=call.name)],
@@ -48,6 +50,11 @@ def doctor_host(call: LabCall) -> dict[str, Any]:
         "utc_now_ms": int((time.time() + float(h.get("clock_skew_seconds") or 0)) * 1000),
         "cpu_vendor": h.get("cpu_vendor", ""),
         "memory_free_bytes": memory_free(call.estate, h),
+        "memory_total_bytes": int(h["memory_total"]),
+        "logical_processors": int(h["logical_processors"]),
+        "volumes": [{"letter": v["letter"], "size_bytes": int(v["size"]),
+                     "free_bytes": int(volume_free(call.estate, h["name"], v["letter"]) or 0)}
+                    for v in sorted(call.estate.all("volume", host=h["name"]), key=lambda v: str(v["letter"]))],
         # Credential Guard runs only from 2016 on; the estate says where it is on.
         "credential_guard": bool(h.get("credential_guard")) and h["os"] not in ("2012", "2012r2"),
         "winrm": {"max_shells_per_user": quotas["max_shells_per_user"],

@@ -86,7 +86,10 @@ def fabric_get(call: LabCall) -> dict[str, Any]:
         # AllowManagementOS reads true while the management OS has a vNIC on the switch.
         view["allow_management_os"] = bool(_vnics_on(est, host, sw["name"]))
         switches.append(view)
+    from .iscsi import iscsi_state
+
     return {
+        "iscsi": iscsi_state(call),
         "adapters": [_adapter_view(a) for a in est.all("adapter", host=host)],
         "teams": [
             {"name": t["name"], "members": list(t["members"]), "mode": t["mode"],
@@ -420,6 +423,9 @@ def fabric_apply(call: LabCall) -> dict[str, Any]:
 
         steps += change_migration(call, use_any_network=False if p.get("RestrictMigration") else None,
                                   add=list(p.get("MigrationAdd") or []), remove=list(p.get("MigrationRemove") or []))
+    from .iscsi import apply_iscsi
+
+    apply_iscsi(call, steps)
     return {"steps": steps}
 
 

@@ -260,3 +260,11 @@ def smb_share_remove(call: LabCall) -> dict[str, Any]:
         return {"removed": False, "path": None}
     call.estate.delete("share", share["key"])
     return {"removed": True, "path": share["path"]}
+
+
+@handles("smb_share_list")
+def smb_share_list(call: LabCall) -> dict[str, Any]:
+    """Get-SmbShare -Special $false: the shares a person created (the lab holds no special ones)."""
+    shares = sorted(call.estate.all("share", host=call.name), key=lambda s: str(s["name"]).lower())
+    return {"shares": [{"name": s["name"], "path": s["path"], "continuously_available": bool(s["continuously_available"]),
+                        "encrypt_data": bool(s["encrypt_data"])} for s in shares]}

@@ -10,6 +10,7 @@ from hvauto import versions
 from hvauto.errors import OutcomeUnknown, PreflightError, Problem, TransportError, VerifyError
 from hvauto.ops import hosts_to_change
 from hvauto.ops.fabric.hostplan import HostPlan, compute_plan
+from hvauto.ops.fabric.iscsi import paths_per_target
 from hvauto.ops.fabric.spec import FabricSpec, load_spec
 from hvauto.results import Report
 from hvauto.session import Session
@@ -166,10 +167,16 @@ def apply(session: Session, *, host: str | list[str], spec: str | Path, force: b
             hp.steps = ["the answer was lost; the host read back matches the spec"]
             return hp
         hp.steps = list((result.data or {}).get("steps") or [])
-        after = compute_plan(fabric, h, hp.version, session.run(h, "fabric_get").data, force=force)
+        state = session.run(h, "fabric_get").data
+        after = compute_plan(fabric, h, hp.version, state, force=force)
         if after.changed:
             left = "; ".join(f"{c.action} {c.target}" for c in after.changes)
             raise VerifyError(f"{h}: verify: the host still differs from the spec after apply: {left}")
+        want = len(fabric.iscsi_paths(h))
+        for target, paths in paths_per_target(fabric, state).items():
+            if paths < want:
+                raise VerifyError(f"{h}: verify: {target} has {paths} of {want} paths connected")
+            hp.steps.append(f"verified: {target} over {paths} paths (MPIO)")
         return hp
 
     group = session.fan_out(list(report.hosts), one)

@@ -8,6 +8,7 @@ from typing import Any
 
 from hvauto import versions
 from hvauto.errors import Problem
+from hvauto.ops.fabric.iscsi import ISCSI_ORDER, plan_iscsi
 from hvauto.ops.fabric.rules import LBFO_2022, _iface, _net
 from hvauto.ops.fabric.spec import FabricSpec
 from hvauto.results import Change, HostResult
@@ -16,7 +17,7 @@ from hvauto.results import Change, HostResult
 #: add-address and remove-address).
 APPLY_ORDER = ("create-team", "recreate-switch", "create-switch", "set-members", "move-vnic", "add-vnic",
                "set-weight", "set-default-flow-weight", "set-vlan", "add-address", "remove-address", "remove-vnic",
-               "restrict-migration", "add-migration-network", "remove-migration-network")
+               "restrict-migration", "add-migration-network", "remove-migration-network", *ISCSI_ORDER)
 
 
 @dataclass
@@ -318,6 +319,7 @@ def compute_plan(spec: FabricSpec, host: str, version: str, state: dict[str, Any
                                 "before a new one can come up: the host would be unreachable",
                   "move management to another adapter or switch first, or make this change from the console")
 
+    plan_iscsi(spec, host, state, plan.params, change, warn)
     if weights:
         # Decreases first, so the running sum never passes 100 on the way.
         weights.sort(key=lambda w: (w[1] - w[2] > 0, w[0].lower()))

@@ -129,6 +129,36 @@ def _design_problems(doc: dict[str, Any], targets: list[str]) -> tuple[list[str]
                 key = f"hosts.{hname}.iscsi_adapters" if hname else "storage.iscsi_adapters"
                 errors.append(f"{key}: {a} is also a switch uplink: iSCSI belongs on its own adapters with MPIO, "
                               "never in a team or under a virtual switch")
+    iscsi_doc = (doc.get("storage") or {}).get("iscsi")
+    if iscsi_doc:
+        portals = [ipaddress.ip_address(p) for p in iscsi_doc["portals"]]
+        named = [t for t in targets if any(k.lower() == t.lower() for k in hosts)] or list(hosts)
+        if not named:
+            errors.append("storage.iscsi: no host under hosts: gives its initiator addresses (hosts.NAME.iscsi_addresses)")
+        for hname in named:
+            h = next(v for k, v in hosts.items() if k.lower() == hname.lower())
+            iscsi = h.get("iscsi_adapters") if h.get("iscsi_adapters") is not None else iscsi_global
+            if not iscsi:
+                errors.append(f"hosts.{hname}: storage.iscsi needs iSCSI adapters (storage.iscsi_adapters)")
+                continue
+            given = {k.lower(): v for k, v in (h.get("iscsi_addresses") or {}).items()}
+            paths = 0
+            for a in iscsi:
+                cidr = given.get(a.lower())
+                if cidr is None:
+                    errors.append(f"hosts.{hname}.iscsi_addresses: no initiator address for {a}")
+                    continue
+                subnet = ipaddress.ip_interface(cidr).network
+                reach = [p for p in portals if p in subnet]
+                if not reach:
+                    errors.append(f"hosts.{hname}.iscsi_addresses.{a}: {cidr} reaches no portal "
+                                  f"({', '.join(str(p) for p in portals)})")
+                paths += len(reach)
+            unknown = sorted(k for k in given if k not in {a.lower() for a in iscsi})
+            for k in unknown:
+                errors.append(f"hosts.{hname}.iscsi_addresses.{k}: not one of the host's iSCSI adapters")
+            if paths == 1:
+                warnings.append(f"hosts.{hname}: one iSCSI path only: MPIO has nothing to fail over to")
     for i, v in enumerate(vnics):
         if v["role"] == "storage":
             warnings.append(f"vnics[{i}]: {v['name']} carries storage through the switch; iSCSI wants dedicated "

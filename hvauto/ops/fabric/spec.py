@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,18 @@ class HostSpec:
     adapters: list[str] | None = None
     iscsi_adapters: list[str] | None = None
     addresses: dict[str, str] = field(default_factory=dict)
+    #: Per iSCSI adapter, the initiator address it carries (CIDR).
+    iscsi_addresses: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IscsiPath:
+    """One way from a host to a portal: the dedicated adapter, its initiator address, the portal in its subnet."""
+
+    adapter: str
+    address: str
+    prefix: int
+    portal: str
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,9 @@ class FabricSpec:
     vnics: list[VnicSpec] = field(default_factory=list)
     migration_networks: list[str] | None = None
     iscsi_adapters: list[str] = field(default_factory=list)
+    iscsi_portals: list[str] = field(default_factory=list)
+    iscsi_port: int = 3260
+    iscsi_targets: list[str] = field(default_factory=list)
     prune_vnics: bool = False
     hosts: dict[str, HostSpec] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -62,6 +78,17 @@ class FabricSpec:
     def iscsi_for(self, host: str) -> list[str]:
         own = self.host(host).iscsi_adapters
         return list(own if own is not None else self.iscsi_adapters)
+
+    def iscsi_paths(self, host: str) -> list[IscsiPath]:
+        """Every initiator address x portal in its subnet: what MPIO balances over, one session per target each."""
+        out = []
+        for adapter in self.iscsi_for(host):
+            cidr = next((v for k, v in self.host(host).iscsi_addresses.items() if k.lower() == adapter.lower()), None)
+            iface = ipaddress.ip_interface(cidr) if cidr else None
+            for portal in self.iscsi_portals:
+                if iface is not None and ipaddress.ip_address(portal) in iface.network:
+                    out.append(IscsiPath(adapter, str(iface.ip), iface.network.prefixlen, portal))
+        return out
 
     def address(self, host: str, vnic: str) -> str | None:
         for key, value in self.host(host).addresses.items():
@@ -119,8 +146,13 @@ def load_spec(path: str | Path, *, hosts: list[str] | None = None) -> FabricSpec
         migration_networks=[str(_net(n)) for n in doc["migration_networks"]]
         if doc.get("migration_networks") is not None else None,
         iscsi_adapters=list((doc.get("storage") or {}).get("iscsi_adapters") or []),
+        iscsi_portals=list(((doc.get("storage") or {}).get("iscsi") or {}).get("portals") or []),
+        iscsi_port=int(((doc.get("storage") or {}).get("iscsi") or {}).get("port") or 3260),
+        iscsi_targets=list(((doc.get("storage") or {}).get("iscsi") or {}).get("targets") or []),
         prune_vnics=bool(doc.get("prune_vnics", False)),
         hosts={str(k): HostSpec(adapters=v.get("adapters"), iscsi_adapters=v.get("iscsi_adapters"),
-                                addresses=dict(v.get("addresses") or {})) for k, v in (doc.get("hosts") or {}).items()},
+                                addresses=dict(v.get("addresses") or {}),
+                                iscsi_addresses=dict(v.get("iscsi_addresses") or {}))
+               for k, v in (doc.get("hosts") or {}).items()},
         warnings=[f"{where}:{_line_of_problem(lines, w)}: {w}" for w in warnings],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from hvauto.errors import (
     AmbiguousError,
@@ -78,6 +79,10 @@ def locate_one(session: Session, vm: str, *, hosts: list[str] | None = None) -> 
     return found[0]
 
 
+#: Seconds before a second look for a VM that neither host has (a move may be switching it over).
+LOOK_AGAIN = 1.0
+
+
 def locate_from(session: Session, vm: str, *, source: str | None, dest: str) -> Located:
     """Where the VM to move is. With ``--from`` the source settles a name clash: a VM of that name on the source is
     the one (another of the same name on the destination is not the same VM); only when the source has none is the
@@ -86,6 +91,11 @@ def locate_from(session: Session, vm: str, *, source: str | None, dest: str) -> 
         return locate_one(session, vm)
     src = session.host(source).name
     found = locate(session, vm, hosts=[src, dest])
+    if not found:
+        # The two hosts are read at two moments: a move that ends between them leaves the VM on neither
+        # (gone from the source, not yet on the destination). Look once more before calling it missing.
+        time.sleep(LOOK_AGAIN)
+        found = locate(session, vm, hosts=[src, dest])
     here = [f for f in found if f.host.lower() == src.lower()]
     there = [f for f in found if f.host.lower() == dest.lower()]
     if len(here) > 1 or (not here and len(there) > 1):

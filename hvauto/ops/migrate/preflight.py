@@ -330,7 +330,7 @@ def evaluate(*, vm_name: str, mode: str, source: str, dest: str, storage_path: s
                 add("delegation.protocol_transition", source, f"{source}'s delegation is \"Kerberos only\"; a move "
                     "started through a remote session needs \"use any authentication protocol\" "
                     "(TrustedToAuthForDelegation)", fix)
-        if session_auth.lower() in ("ntlm", "basic", "credssp"):
+        if session_auth.lower() == "ntlm":
             add("session.auth", source, f"hvauto's session to {source} uses {session_auth}: it carries no Kerberos "
                 "ticket, so the move relies on protocol transition on the source's delegation",
                 f"use auth = \"kerberos\" for {source} in the inventory", blocking=False)
