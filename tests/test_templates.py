@@ -418,3 +418,21 @@ def test_the_param_block_is_generated_from_the_header(tmp_path: Path) -> None:
     assert "[Parameter(Mandatory = $true)] [string] $Name," in body
     assert "[bool] $AllowManagementOS = $true," in body and "[string] $BandwidthMode = 'Absolute'" in body
     assert ".PARAMETER Name" in body and ".SYNOPSIS" in body
+
+
+def test_the_other_templates_follow_microsofts_documentation() -> None:
+    """Issue 11 item 7: each a rule of its own."""
+    from hvauto.render import Renderer
+
+    r = Renderer()
+    # Set-Acl writes the owner too, and fails on a folder another account owns: only the access rules are written.
+    for v in ("2012", "2012r2", "2022"):
+        body = r.render("smb_share_apply", v, {"Name": "VMs", "Path": "D:\\S"}).body
+        assert "Set-Acl -" not in body and "GetAccessControl('Access')" in body and ".SetAccessControl($acl)" in body
+    # The FQDN from Win32_ComputerSystem, not from what the resolver says of 'localhost'.
+    for t in ("host_facts", "migrate_dest_preflight"):
+        body = r.render(t, "2022", {} if t == "host_facts" else {"Name": "", "VmId": "", "Path": ""}).body
+        assert "::GetHostEntry(" not in body and "$cs.DNSHostName" in body
+    # Get-VM on 2012 has no Generation: every VM there is generation 1.
+    assert "$vm.Generation" not in r.render("vm_list", "2012", {}).body
+    assert "$vm.Generation" in r.render("vm_list", "2012r2", {}).body

@@ -46,4 +46,8 @@ def vm_list(call: LabCall) -> dict[str, Any]:
     names = call.params.get("Name") or []
     wanted = {n.lower() for n in names}  # PowerShell -contains compares case-insensitively
     vms = [vm for vm in vms_on(call.estate, call.name) if not wanted or vm["name"].lower() in wanted]
-    return {"vms": [vm_view(vm, call.now) for vm in sorted(vms, key=lambda v: v["name"].lower())]}
+    views = [vm_view(vm, call.now) for vm in sorted(vms, key=lambda v: v["name"].lower())]
+    if call.version == "2012":
+        for v in views:
+            v["generation"] = 1  # generation 2 arrives in 2012 R2
+    return {"vms": views}
