@@ -149,6 +149,17 @@ def _pairs(inv: Inventory, source: str | None, to: Sequence[str], mesh: str | No
     return pairs
 
 
+def _validated(session: Session, source: str | None, to: Sequence[str], services: Sequence[str] | None,
+               mesh: str | None) -> tuple[list[str], dict[str, list[HostConfig]]]:
+    """The services and the source -> destinations pairs, every input problem at once (before any remote call)."""
+    problems: list[str] = []
+    chosen = _services(services, problems)
+    pairs = _pairs(session.inventory, source, to, mesh, problems)
+    if problems:
+        raise ValidationError(problems)
+    return chosen, pairs
+
+
 def ad_host_or_fail(session: Session) -> str:
     host = ad.ad_host(session)
     if host is None:
@@ -250,11 +261,7 @@ def pairs_steps(session: Session, pairs: dict[str, list[HostConfig]] | dict[str,
 def grant_steps(session: Session, *, source: str | None = None, to: Sequence[str] = (),
                 services: Sequence[str] | None = None, mesh: str | None = None) -> list[Step]:
     """``delegation grant --render``: validated as the real run, then its reads and writes."""
-    problems: list[str] = []
-    chosen = _services(services, problems)
-    pairs = _pairs(session.inventory, source, to, mesh, problems)
-    if problems:
-        raise ValidationError(problems)
+    chosen, pairs = _validated(session, source, to, services, mesh)
     ad_host_or_fail(session)
     steps = []
     if "migration" in chosen:
@@ -265,11 +272,7 @@ def grant_steps(session: Session, *, source: str | None = None, to: Sequence[str
 
 def revoke_steps(session: Session, *, source: str, to: Sequence[str],
                  services: Sequence[str] | None = None) -> list[Step]:
-    problems: list[str] = []
-    chosen = _services(services, problems)
-    pairs = _pairs(session.inventory, source, to, None, problems)
-    if problems:
-        raise ValidationError(problems)
+    chosen, pairs = _validated(session, source, to, services, None)
     return pairs_steps(session, pairs, chosen, remove=True)
 
 
@@ -305,11 +308,7 @@ def _credssp_warnings(session: Session, sources: Sequence[str]) -> list[str]:
 def grant(session: Session, *, source: str | None = None, to: Sequence[str] = (), services: Sequence[str] | None = None,
           mesh: str | None = None, what_if: bool = False) -> DelegationResult:
     """Let SRC delegate to each DEST (or every ordered pair of a group) for the services named."""
-    problems: list[str] = []
-    chosen = _services(services, problems)
-    pairs = _pairs(session.inventory, source, to, mesh, problems)
-    if problems:
-        raise ValidationError(problems)
+    chosen, pairs = _validated(session, source, to, services, mesh)
     ad_host_or_fail(session)
     # First: its host_facts reads also give the sources' versions, which grant_pairs needs (no second read).
     warnings = _credssp_warnings(session, list(pairs)) if "migration" in chosen else []
@@ -328,11 +327,7 @@ def grant(session: Session, *, source: str | None = None, to: Sequence[str] = ()
 def revoke(session: Session, *, source: str, to: Sequence[str], services: Sequence[str] | None = None,
            what_if: bool = False) -> DelegationResult:
     """Remove SRC's SPNs for each DEST (short and FQDN); every other entry, and the protocol flag, stay."""
-    problems: list[str] = []
-    chosen = _services(services, problems)
-    pairs = _pairs(session.inventory, source, to, None, problems)
-    if problems:
-        raise ValidationError(problems)
+    chosen, pairs = _validated(session, source, to, services, None)
     dc = ad_host_or_fail(session)
     current = _read(session, dc, list(pairs))
     changes = []
