@@ -26,6 +26,19 @@ def _toml_list(items: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(f'"{i}"' for i in items) + "]"
 
 
+def _host_blocks(hosts: list[HostLine], *, path: bool = False) -> list[str]:
+    """One ``[hosts.NAME]`` table per estate host (its URL path on the wire endpoint when ``path``)."""
+    blocks = []
+    for name, roles, os_version in hosts:
+        lines = [f"[hosts.{name}]", *([f'path = "wsman/{name}"'] if path else []), f"roles = {_toml_list(roles)}"]
+        if os_version:
+            lines.append(f'os = "{os_version}"')
+        else:
+            lines.insert(0, "# No `os` here on purpose: hvauto asks the host (one PowerShell 3.0-safe round trip).")
+        blocks.append("\n".join(lines))
+    return blocks
+
+
 def _groups(hosts: list[HostLine]) -> str:
     hyperv = [name for name, roles, _ in hosts if "hyperv" in roles]
     return f"\n[groups]\nhyperv = {_toml_list(hyperv)}\n" if hyperv else ""
@@ -33,14 +46,7 @@ def _groups(hosts: list[HostLine]) -> str:
 
 def local_inventory(hosts: list[HostLine]) -> str:
     """The inventory of the in-process lab: every host of the estate, on the ``lab`` transport."""
-    blocks = []
-    for name, roles, os_version in hosts:
-        lines = [f"[hosts.{name}]", f"roles = {_toml_list(roles)}"]
-        if os_version:
-            lines.append(f'os = "{os_version}"')
-        else:
-            lines.insert(0, "# No `os` here on purpose: hvauto asks the host (one PowerShell 3.0-safe round trip).")
-        blocks.append("\n".join(lines))
+    blocks = _host_blocks(hosts)
     return (
         f"{MARKER}, written by `hvauto lab init`.\n"
         "# The hosts below are simulated: the `lab` transport answers every script from the estate\n"
@@ -75,14 +81,7 @@ def serve_inventory(opts: ServeOptions, hosts: list[HostLine]) -> str:
     else:
         security = ("tls = false\n# Basic over plain HTTP sends the password in the clear: acceptable on loopback only.\n"
                     "allow_unencrypted = true\n")
-    blocks = []
-    for name, roles, os_version in hosts:
-        lines = [f"[hosts.{name}]", f'path = "wsman/{name}"', f"roles = {_toml_list(roles)}"]
-        if os_version:
-            lines.append(f'os = "{os_version}"')
-        else:
-            lines.insert(0, "# No `os` here on purpose: hvauto asks the host (one PowerShell 3.0-safe round trip).")
-        blocks.append("\n".join(lines))
+    blocks = _host_blocks(hosts, path=True)
     return (
         f"{MARKER}, written by `hvauto lab init --serve`.\n"
         "# The hosts below are simulated and reached over real WinRM/PSRP: `hvauto lab serve` answers\n"

@@ -99,6 +99,17 @@ def host_addresses(est: Estate, host: str) -> list[ipaddress.IPv4Interface | ipa
     return out
 
 
+def migration_networks(mig: dict[str, Any]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The host's migration networks (Get-VMMigrationNetwork), as networks; an unparsable entry is skipped."""
+    nets = []
+    for n in mig.get("networks") or []:
+        try:
+            nets.append(ipaddress.ip_network(n, strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
 def listener_addresses(est: Estate, host: dict[str, Any]) -> list[str]:
     """``MigrationServiceListenerIPAddressList``: the host's addresses incoming migrations are accepted on.
 
@@ -111,12 +122,7 @@ def listener_addresses(est: Estate, host: dict[str, Any]) -> list[str]:
     addresses = host_addresses(est, host["name"])
     if mig.get("use_any_network"):
         return [str(a.ip) for a in addresses]
-    nets = []
-    for n in mig.get("networks") or []:
-        try:
-            nets.append(ipaddress.ip_network(n, strict=False))
-        except ValueError:
-            continue
+    nets = migration_networks(mig)
     return [str(a.ip) for a in addresses if any(a.ip.version == n.version and a.ip in n for n in nets)]
 
 
@@ -483,12 +489,7 @@ def migration_link_bps(est: Estate, host: str) -> float:
                                   for m in team.get("members") or []))
         return (sum(speeds) if teamed else max(speeds, default=0.0))
 
-    nets = []
-    for n in mig.get("networks") or []:
-        try:
-            nets.append(ipaddress.ip_network(n, strict=False))
-        except ValueError:
-            continue
+    nets = migration_networks(mig)
 
     def on_network(addresses: list[str]) -> bool:
         for a in addresses:
