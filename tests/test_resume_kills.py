@@ -4,7 +4,7 @@ Each case runs a one-step runbook in a fresh lab, kills it after a random delay 
 its script runs, after the host answered but before the journal heard it, after the end), and then
 runs `runbook resume` (or the run again, when the kill came before the run was journalled). The resume
 must end ok (never aborted), the change must be there, and it must not have been made twice. The
-non-slow suite kills each operation a few times; `-m slow` does it KILLS times each (8, to keep the whole
+non-slow suite kills each operation a few times; `-m slow` does it KILLS times each (5, to keep the whole
 suite within its ten minutes; `RESUME_KILLS=20 pytest -m slow tests/test_resume_kills.py` for the full audit).
 """
 
@@ -66,7 +66,7 @@ def _switch(lab: Lab, host: str, name: str) -> bool:
 
 
 #: Kills per operation under -m slow.
-KILLS = int(os.environ.get("RESUME_KILLS", "8"))
+KILLS = int(os.environ.get("RESUME_KILLS", "5"))
 
 CASES: dict[str, Case] = {
     "storage.move": Case(
