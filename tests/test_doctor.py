@@ -143,3 +143,15 @@ def test_each_estate_situation_gives_its_reason_and_fix(tmp_path: Path, monkeypa
         found += [(p["message"], p["fix"]) for p in h["problems"]]
     assert any(case["says"] in m and case["fix"] in (f or "") for m, f in found), found
     assert res.code == (0 if case.get("ready") else ExitCode.NOT_READY), found
+
+
+def test_the_network_probe_warns_of_a_certificate_that_expires_within_30_days() -> None:
+    import datetime as dt
+
+    from hvauto.remote.probe import expiry_stage
+
+    now = dt.datetime(2026, 12, 3, tzinfo=dt.timezone.utc)
+    soon, later = expiry_stage("Dec 10 00:00:00 2026 GMT", "hostA", now), expiry_stage("Jun  1 00:00:00 2027 GMT",
+                                                                                         "hostA", now)
+    assert soon.ok and soon.warning and "expires in 7 day(s)" in soon.detail and "renew" in soon.fix
+    assert later.ok and not later.warning and "valid until 2027-06-01" in later.detail

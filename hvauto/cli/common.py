@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -27,6 +26,8 @@ def print_steps(session: Session, steps: list[Step], output: Output) -> None:
     Text: a header per step (number, template, host, version, purpose, when it runs, how it repeats)
     then the self-contained script. ``-o json``: one ``{"event": "step", ...}`` line per step.
     """
+    import textwrap
+
     from hvauto.steps import render_steps
 
     from .output import Output, emit

@@ -37,7 +37,7 @@ def hosts(ctx: Any, incomplete: str) -> list[str]:
     return [n for n in names if n.lower().startswith(incomplete.lower())]
 
 
-def _cache_file(inv: Any) -> Path:
+def _cache_file() -> Path:
     from hvauto.render import cache_dir
 
     return cache_dir() / "vms.json"
@@ -45,7 +45,7 @@ def _cache_file(inv: Any) -> Path:
 
 def vm_names(inv: Any) -> list[str]:
     """The VMs of the inventory's Hyper-V hosts: from the cache when fresh, else asked (and cached)."""
-    path = _cache_file(inv)
+    path = _cache_file()
     key = str(inv.path)
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))

@@ -37,7 +37,6 @@ from hvauto.ops.smb.share import (
     revoke,
     show,
     show_accounts,
-    wanted_accounts,
 )
 from hvauto.ops.smb.validate import (
     EVERYONE,
@@ -71,7 +70,6 @@ __all__ = [
     'plan_share',
     'apply_params',
     'ShareResult',
-    'wanted_accounts',
     'show_accounts',
     'create',
     'grant',

@@ -61,11 +61,6 @@ class ShareResult:
         return bool(self.changes) or any(d.changed for d in self.delegation)
 
 
-def wanted_accounts(inv: Inventory, hosts: Sequence[HostConfig], group: str | None, admins: Sequence[str]) -> list[str]:
-    """The accounts ``create`` reads the share for (its read step's Account parameter)."""
-    return [w.account for w in _wanted(inv, hosts, group, admins)]
-
-
 def show_accounts(inv: Inventory) -> dict[str, str]:
     """Every domain-joined Hyper-V host's computer account, by host: what ``show`` reads the share for."""
     hv_hosts = [inv.host(h) for h in inv.with_role("hyperv") if inv.host(h).domain]
