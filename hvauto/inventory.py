@@ -87,6 +87,18 @@ class HostConfig:
         return f"{self.name}.{self.domain}" if self.domain else self.name
 
     @property
+    def spn_host(self) -> str | None:
+        """The name Kerberos must ask a ticket for when hvauto connects by another address.
+
+        Windows registers ``HTTP/`` (WinRM's) SPNs under the host's names, not its IP addresses: an
+        inventory that connects by address (``address: 10.0.0.11``) would otherwise ask for
+        ``HTTP/10.0.0.11`` and fall back to NTLM, or fail under Kerberos. None when the address is a name.
+        """
+        if self.address and self.address.lower() != self.fqdn.lower():
+            return self.fqdn
+        return None
+
+    @property
     def endpoint(self) -> str:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{self.address or self.name}:{self.effective_port}/{self.path}"

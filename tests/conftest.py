@@ -77,6 +77,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in list(os.environ):
         if var.startswith("HVAUTO_"):
             monkeypatch.delenv(var, raising=False)
+    # Output width is each test's own choice (pytest-xdist's workers, and many shells, export COLUMNS).
+    for var in ("COLUMNS", "LINES"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HVAUTO_CONFIG_DIR", str(tmp_path / "user-config"))
     monkeypatch.setenv("HVAUTO_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setenv("HVAUTO_CACHE_DIR", str(tmp_path / "cache"))  # rendered templates

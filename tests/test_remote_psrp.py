@@ -381,6 +381,26 @@ def test_wsman_settings(host: FakeHost, cfg: HostConfig, creds: Credentials, exp
     assert {k: kwargs[k] for k in expected} == expected
 
 
+@pytest.mark.parametrize(
+    ("cfg", "override"),
+    [
+        # By IP address: Kerberos must still ask for HTTP/<the host's name>, not HTTP/10.0.0.2.
+        (HostConfig(name="hv2", address="10.0.0.2", auth="kerberos", domain="lab.test"), "hv2.lab.test"),
+        (HostConfig(name="hv2", address="10.0.0.2", auth="negotiate"), "hv2"),
+        (HostConfig(name="hv2", address="10.0.0.2", auth="ntlm"), None),  # NTLM has no SPN
+        (HostConfig(name="hv2", address="hv2.lab.test", auth="kerberos"), None),  # a name is its own SPN
+        (HostConfig(name="hv2", auth="kerberos"), None),
+    ],
+)
+def test_kerberos_asks_for_the_hosts_name_when_connecting_by_address(
+    host: FakeHost, cfg: HostConfig, override: str | None
+) -> None:
+    host.queue(Pipeline())
+    transport(cfg, Credentials()).run(SCRIPT)
+    (kwargs,) = host.wsman_kwargs
+    assert kwargs.get("negotiate_hostname_override") == override
+
+
 def test_settings_pypsrp_rejects_are_a_config_error(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> None:
     # The real WSMan validates its arguments without touching the network.
     monkeypatch.setattr(psrp, "WSMan", RealWSMan)

@@ -370,6 +370,11 @@ def test_one_protocol_per_transport(winrs: FakeWinRS) -> None:
           "message_encryption": "always"}),
         (HostConfig(name="hv5", address="hv5", transport="winrm", auth="basic", operation_timeout=60, read_timeout=30), CREDS,
          {"auth_method": "basic", "read_timeout_sec": 61}),  # the read must outlast the long-poll
+        # By IP address, Kerberos asks for HTTP/<the host's name>: Windows registers no SPN for an address.
+        (HostConfig(name="hv7", address="10.0.0.7", transport="winrm", auth="kerberos", domain="lab.test"),
+         Credentials("ops@LAB.TEST"), {"auth_method": "kerberos", "kerberos_hostname_override": "hv7.lab.test"}),
+        (HostConfig(name="hv8", address="hv8.lab.test", transport="winrm", auth="kerberos"),
+         Credentials("ops@LAB.TEST"), {"kerberos_hostname_override": None}),
     ],
 )
 def test_protocol_settings(

@@ -283,6 +283,8 @@ class WinRMTransport:
                     # The HTTP read must outlast the WSMan long-poll, or every quiet Receive fails.
                     read_timeout_sec=max(math.ceil(cfg.read_timeout), operation + 1),
                     operation_timeout_sec=operation,
+                    # Kerberos asks for the host's name, not the address hvauto connects to.
+                    kerberos_hostname_override=cfg.spn_host,
                 )
             except AuthenticationError as exc:
                 raise translate(exc, host=self.host, sent=False, secret=self._secret()) from None
