@@ -285,9 +285,8 @@ def _matrix(session: Session, checks: dict[str, HostCheck], computers: dict[str,
                 continue
             src, dst = checks[s], checks[d]
             vms = [str(v["name"]) for v in ((src.facts or {}).get("hyperv") or {}).get("vms") or []]
-            if not (src.reachable and dst.reachable) or src.facts is None or dst.facts is None \
-                    or src.facts.get("hyperv") is None or dst.facts.get("hyperv") is None:
-                down = [h.host for h in (src, dst) if not h.reachable or (h.facts or {}).get("hyperv") is None]
+            down = _unread({s: src, d: dst})
+            if down:
                 pairs.append(PairCheck(s, d, "unknown", [Problem(
                     "reach", f"{' and '.join(down)} could not be read as a Hyper-V host", host=down[0],
                     fix="see the host's own line above")], vms))
@@ -296,6 +295,12 @@ def _matrix(session: Session, checks: dict[str, HostCheck], computers: dict[str,
             verdict = "blocked" if any(p.blocking for p in problems) else "ready"
             pairs.append(PairCheck(s, d, verdict, problems, vms))
     return pairs
+
+
+def _unread(pair: dict[str, HostCheck | None]) -> list[str]:
+    """The hosts of a source/destination pair that could not be read as Hyper-V hosts (none: judge the pair)."""
+    return [name for name, check in pair.items()
+            if check is None or not check.reachable or (check.facts or {}).get("hyperv") is None]
 
 
 # -- shares ----------------------------------------------------------------------------------------------
@@ -464,12 +469,12 @@ def vm_moves(session: Session, source: str, vm: dict[str, Any]) -> list[PairChec
         if d.lower() == source.lower():
             continue
         dst = checks.get(d)
-        if src is None or dst is None or not (src.reachable and dst.reachable) or src.facts is None \
-                or dst.facts is None or src.facts.get("hyperv") is None or dst.facts.get("hyperv") is None:
+        if _unread({source: src, d: dst}):
             out.append(PairCheck(source, d, "unknown", [Problem("reach", f"{d} or {source} could not be read",
                                                                 host=d, fix=f"hvauto doctor {source} {d}")],
                                  [vm["name"]]))
             continue
+        assert src is not None and dst is not None and src.facts is not None and dst.facts is not None
         problems, _ = evaluate(vm_name=vm["name"], mode=SHARED_NOTHING, source=src.host, dest=d, storage_path=None,
                                src=_source_view(src.facts, one), dst=_dest_view(dst.facts), computers=computers,
                                source_os=src.os_version or versions.OLDEST, dest_fqdn=session.host(d).fqdn)

@@ -292,8 +292,7 @@ class PSRPTransport:
                 operation_timeout=math.ceil(cfg.operation_timeout),
                 encryption=encryption,
                 # Kerberos asks for the host's name, not the address hvauto connects to.
-                **({"negotiate_hostname_override": cfg.spn_host}
-                   if cfg.spn_host and cfg.auth in ("negotiate", "kerberos") else {}),
+                negotiate_hostname_override=cfg.spn_host if cfg.auth in ("negotiate", "kerberos") else None,
             )
             _read_environment_once(wsman)
         except (KeyError, ValueError) as exc:
