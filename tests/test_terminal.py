@@ -96,14 +96,34 @@ def _complete(monkeypatch: pytest.MonkeyPatch, words: str) -> list[str]:
     return res.out.split()
 
 
-def test_show_completion_prints_a_bash_script(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("shell", "needle"), [
+    ("bash", "complete -o default -F _hvauto_completion hvauto"),
+    ("zsh", "#compdef hvauto"),
+    ("fish", "complete --command hvauto"),
+])
+def test_show_completion_prints_the_named_shells_script(monkeypatch: pytest.MonkeyPatch, shell: str,
+                                                        needle: str) -> None:
     import typer.completion
 
-    # typer detects the shell from the process tree (shellingham); a CI runner may have none to find.
-    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
-    res = hv("--show-completion", "bash")
-    assert res.code == 0
-    assert "complete -o default -F _hvauto_completion hvauto" in res.out
+    # Whatever shell the process tree shows (here: one that is none of these), the named one decides.
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "pwsh")
+    res = hv("--show-completion", shell)
+    assert res.code == 0, res.err
+    assert needle in res.out
+
+
+def test_show_completion_of_an_unknown_shell_is_a_usage_error() -> None:
+    res = hv("--show-completion", "tcsh")
+    assert res.code == 2 and "tcsh" in res.err and "bash" in res.err and not res.out
+
+
+def test_install_completion_for_a_named_shell_writes_that_shells_files(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    res = hv("--install-completion", "bash")
+    assert res.code == 0, res.err
+    assert "_HVAUTO_COMPLETE" in (tmp_path / ".bash_completions" / "hvauto.sh").read_text()
+    assert ".bash_completions/hvauto.sh" in (tmp_path / ".bashrc").read_text()
 
 
 def test_completion_offers_the_labs_vms_hosts_and_runbooks(lab: Lab, monkeypatch: pytest.MonkeyPatch,

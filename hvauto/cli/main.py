@@ -215,6 +215,28 @@ def _unexpected(exc: BaseException) -> None:
     sys.stderr.write(f"hvauto: internal error: {type(exc).__name__}{where}\n")
 
 
+def _named_shell_completion(args: list[str]) -> bool:
+    """``--show-completion SHELL`` / ``--install-completion SHELL``: that shell's, not the detected one's.
+
+    Typer's two options are flags that detect the shell from the process tree, so a shell named after
+    them would be ignored (a zsh user asking for ``bash`` got zsh's script, or bash's under cron).
+    """
+    if len(args) != 2 or args[0] not in ("--show-completion", "--install-completion"):
+        return False
+    from typer._completion_shared import Shells, get_completion_script, install
+
+    shell = args[1].lower()
+    if shell not in {s.value for s in Shells}:
+        raise ValidationError([f"{args[1]!r} is not a shell hvauto completes: "
+                               f"{', '.join(s.value for s in Shells)}"], what="shell")
+    if args[0] == "--show-completion":
+        typer.echo(get_completion_script(prog_name="hvauto", complete_var="_HVAUTO_COMPLETE", shell=shell))
+    else:
+        shell, path = install(shell=shell, prog_name="hvauto", complete_var="_HVAUTO_COMPLETE")
+        typer.echo(f"{shell} completion installed in {path}; it takes effect in a new shell")
+    return True
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (tests call this in-process).
 
@@ -235,6 +257,8 @@ def run(argv: list[str] | None = None) -> int:
             if pairs & {"-o json", "--output json", "--output=json", "-ojson"}:
                 state.output = Output.json
             raise ValidationError(bad, what="argument (hvauto sends text as UTF-8)")
+        if _named_shell_completion(args):
+            return ExitCode.OK
         command.main(args=argv, prog_name="hvauto", standalone_mode=True, obj=state)
         return ExitCode.OK
     except SystemExit as exc:
